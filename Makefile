@@ -1,0 +1,53 @@
+# softswitch — the two commands of the README:
+#   make run    install into .venv, create ./softswitch.db with demo data, start the daemon
+#   make test   install what the tests need (pip into .venv, Debian packages when root) and run them
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+DB     ?= softswitch.db
+APT_PACKAGES := sip-tester ffmpeg espeak-ng
+
+.PHONY: run test venv deps system-deps bench bench-media clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test,fast,codecs]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+# Debian packages the tests and the media engine use: SIPp (sip-tester), ffmpeg (MP3 via pydub),
+# espeak-ng (prompt generation). Installed only when missing and when we are root.
+system-deps:
+	@missing=""; \
+	command -v sipp >/dev/null 2>&1 || missing="$$missing sip-tester"; \
+	command -v ffmpeg >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
+	command -v espeak-ng >/dev/null 2>&1 || missing="$$missing espeak-ng"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "missing Debian packages:$$missing (run: sudo apt-get install -y$$missing)" >&2; exit 1; \
+	  fi; \
+	fi
+
+deps: venv system-deps
+
+run: venv
+	$(VENV)/bin/softswitch --db $(DB) serve --demo
+
+test: deps
+	$(PY) -m pytest -q -p no:cacheprovider
+
+bench: deps
+	$(PIP) install -q -e '.[bench]'
+	$(PY) bench/run.py
+
+bench-media: deps
+	$(PY) bench/media_relay.py
+
+clean:
+	rm -rf $(VENV) *.egg-info build dist
