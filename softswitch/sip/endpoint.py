@@ -161,14 +161,20 @@ class SipEndpoint:
         except SipError as exc:
             if request.method != "ACK":
                 self._reject(request, exc, peer)
+            else:  # §17: an ACK is never answered
+                self._events.append(MessageRejected(str(exc), 0, peer))
             return
         txn = self.server_txns.get(key)
         if request.method == "ACK":
-            if txn is not None:
+            # An ACK matching an INVITE transaction in Accepted (RFC 2543 matching, or a UA
+            # reusing the INVITE branch) acknowledges the 2xx: it belongs to the TU (RFC 6026 §8.7).
+            if txn is not None and txn.state is not State.ACCEPTED:
                 txn.request_received(request, now)  # type: ignore[attr-defined]
                 self._touch(txn)
                 return
             accepted = self._accepted.pop((request.call_id, request.cseq.seq), None)
+            if accepted is None and isinstance(txn, InviteServerTransaction):
+                accepted = txn
             if accepted is not None:
                 accepted.ack_2xx_received(now)
                 self._touch(accepted)
@@ -180,7 +186,9 @@ class SipEndpoint:
             self._touch(txn)
             return
         if request.method not in ("CANCEL",):
-            unsupported = [t for t in _option_tags(request, "Require") if t not in self.supported]
+            # option tags compare case-insensitively; Unsupported echoes them as received
+            supported = {t.lower() for t in self.supported}
+            unsupported = [t for t in _option_tags(request, "Require") if t.lower() not in supported]
             if unsupported:
                 self._reject(request, BadExtension(unsupported), peer)
                 return
@@ -189,6 +197,7 @@ class SipEndpoint:
             return
         cls = InviteServerTransaction if request.method == "INVITE" else NonInviteServerTransaction
         txn = cls(request, peer, key, now)
+        txn.on_sent = self._server_sent
         self.server_txns[key] = txn
         self._events.append(RequestReceived(request, txn, peer))
 
@@ -225,6 +234,11 @@ class SipEndpoint:
 
     def respond(self, txn: ServerTransaction, response: Response, now: float) -> None:
         txn.send(response, now)
+        if txn.on_sent is None:  # a transaction the endpoint did not create
+            self._server_sent(txn)
+
+    def _server_sent(self, txn: ServerTransaction) -> None:
+        """Called after every send on our server transactions (also ``txn.respond()``)."""
         if isinstance(txn, InviteServerTransaction) and txn.state is State.ACCEPTED:
             self._accepted[(txn.request.call_id, txn.request.cseq.seq)] = txn
         self._touch(txn)
@@ -247,7 +261,9 @@ class SipEndpoint:
         via = request.top_via
         m = method or ("INVITE" if request.method == "ACK" else request.method)
         branch = via.branch
-        if branch and branch.startswith(MAGIC_COOKIE):
+        # A bare "z9hG4bK" carries no transaction identifier (RFC 4475 §3.2.1 badbranch):
+        # fall back to RFC 2543 matching rather than merge every such request into one key.
+        if branch and branch.startswith(MAGIC_COOKIE) and len(branch) > len(MAGIC_COOKIE):
             return (branch, via.host.lower(), via.port, m)
         # RFC 2543 matching (§17.2.3): Request-URI, To tag, From tag, Call-ID, CSeq, top Via
         return (request.call_id, request.from_.tag, request.cseq.seq, str(via).lower(), m)
@@ -317,4 +333,4 @@ def _stamp_via(request: Request, peer: Peer) -> None:
 
 
 def _option_tags(request: Request, name: str) -> list[str]:
-    return [t.strip().lower() for t in request.headers.values(name) if t.strip()]
+    return [t.strip() for t in request.headers.values(name) if t.strip()]

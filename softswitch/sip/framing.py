@@ -17,24 +17,34 @@ class StreamFramer:
 
     def __init__(self) -> None:
         self._buf = bytearray()
+        self._crlfs = 0  # CRLFs seen since the last message or ping (a ping may span chunks)
         self.pings = 0  # CRLFCRLF keep-alives seen; the shell answers each with CRLF
 
     def feed(self, data: bytes) -> list[bytes]:
         self._buf += data
         out: list[bytes] = []
         while True:
-            # leading CRLFs are keep-alives (§7.5: ignore CRLF before the start line)
+            # Leading CRLFs are keep-alives (§7.5: ignore CRLF before the start line;
+            # RFC 5626 §3.5.1: CRLFCRLF is a ping). Count them across chunk boundaries.
             stripped = 0
             while self._buf[stripped : stripped + 2] == b"\r\n":
                 stripped += 2
+                self._crlfs += 1
+                if self._crlfs == 2:
+                    self.pings += 1
+                    self._crlfs = 0
             if stripped:
-                self.pings += stripped // 4
                 del self._buf[:stripped]
+            if self._buf == b"\r":
+                return out  # the rest of a CRLF is still on its way
             end = self._buf.find(b"\r\n\r\n")
             if end < 0:
                 if len(self._buf) > MAX_HEADER_BYTES:
                     raise MessageTooLarge("header section too long")
                 return out
+            if end > MAX_HEADER_BYTES:
+                raise MessageTooLarge("header section too long")
+            self._crlfs = 0
             head = bytes(self._buf[:end])
             length = 0
             for line in head.split(b"\r\n")[1:]:
@@ -43,6 +53,9 @@ class StreamFramer:
                     value = value.strip()
                     if not value.isdigit():
                         raise FramingError(f"bad Content-Length {value[:20]!r}")
+                    # bound the digits before int(): a 5000-digit value is a ValueError there
+                    if len(value.lstrip(b"0")) > len(str(MAX_BODY_BYTES)):
+                        raise MessageTooLarge(f"Content-Length {value[:20]!r}")
                     length = int(value)
             if length > MAX_BODY_BYTES or end + 4 + length > MAX_MESSAGE_BYTES:
                 raise MessageTooLarge(f"Content-Length {length}")

@@ -46,6 +46,31 @@ SINGLE_HEADERS = frozenset(name.lower() for name in (
 ))
 
 
+# Longest run of digits (after leading zeros) a scalar field may carry before it is "too big";
+# keeps int() away from Python's 4300-digit conversion limit (a ValueError, not a ParseError).
+MAX_SCALAR_DIGITS = 20
+
+
+def parse_uint(text: str, what: str, maximum: int | None = None) -> int:
+    """A header scalar (``1*DIGIT``, §25.1) as int; ASCII digits only (``str.isdigit`` also
+    accepts '²' and other Unicode digits that ``int()`` rejects). Values above ``maximum``
+    (or longer than ``MAX_SCALAR_DIGITS``) raise ParseError; with ``maximum=None`` an overlong
+    value is clamped to ``10**MAX_SCALAR_DIGITS`` so the caller can tolerate it.
+    """
+    text = text.strip()
+    if not text or not text.isascii() or not text.isdigit():
+        raise ParseError(f"bad {what} {text[:20]!r}")
+    digits = text.lstrip("0") or "0"
+    if len(digits) > MAX_SCALAR_DIGITS:
+        if maximum is not None:
+            raise ParseError(f"{what} {text[:20]}... out of range")
+        return 10**MAX_SCALAR_DIGITS
+    value = int(digits)
+    if maximum is not None and value > maximum:
+        raise ParseError(f"{what} {text[:20]} out of range")
+    return value
+
+
 def canonical_name(name: str) -> str:
     """``v`` → ``Via``, ``call-id`` → ``Call-ID``; unknown names keep their spelling."""
     return _CANONICAL.get(name.lower(), name)
@@ -107,9 +132,7 @@ def _hostport(text: str) -> tuple[str, int | None]:
     if not host or any(c in host for c in " \t,;"):
         raise ParseError(f"bad sent-by host {text!r}")
     if port:
-        if not port.isdigit() or int(port) > 65535:
-            raise ParseError(f"bad sent-by port {text!r}")
-        return host, int(port)
+        return host, parse_uint(port, "sent-by port", 65535)
     return host, None
 
 
@@ -125,14 +148,12 @@ class CSeq:
 
     @classmethod
     def parse(cls, text: str) -> "CSeq":
-        num, _, method = text.strip().partition(" ")
+        # CSeq = "CSeq" HCOLON 1*DIGIT LWS Method (§20.16): LWS may be tabs or several SP
+        num, method = (text.split(None, 1) + ["", ""])[:2]
         method = method.strip()
-        if not num.isdigit() or not is_token(method):
+        if not is_token(method):
             raise ParseError(f"bad CSeq {text[:40]!r}")
-        seq = int(num)
-        if seq > cls.MAX:
-            raise ParseError(f"CSeq {num[:20]} out of range")
-        return cls(seq, method)
+        return cls(parse_uint(num, "CSeq", cls.MAX), method)
 
 
 def split_list(value: str) -> list[str]:

@@ -19,7 +19,7 @@ from typing import Iterable, Iterator
 
 from .errors import FramingError, MessageTooLarge, ParseError, UnsupportedUriScheme, VersionNotSupported
 from .headers import (
-    LIST_HEADERS, SINGLE_HEADERS, CSeq, Via, canonical_name, split_list,
+    LIST_HEADERS, SINGLE_HEADERS, CSeq, Via, canonical_name, parse_uint, split_list,
 )
 from .uri import NameAddr, Uri, is_token
 
@@ -196,10 +196,8 @@ class Message:
         raw = self.headers.get("Expires")
         if raw is None:
             return None
-        raw = raw.strip()
-        if not raw.isdigit():
-            raise ParseError(f"bad Expires {raw[:20]!r}")
-        return min(int(raw), 2**32 - 1)
+        # RFC 4475 §3.1.2.4: an overlarge Expires may be tolerated; it is clamped
+        return min(parse_uint(raw, "Expires"), 2**32 - 1)
 
     # --- serialisation ---
     def start_line(self) -> str:
@@ -267,13 +265,7 @@ class Request(Message):
         raw = self.headers.get("Max-Forwards")
         if raw is None:
             return None
-        raw = raw.strip()
-        if not raw.isdigit():
-            raise ParseError(f"bad Max-Forwards {raw[:20]!r}")
-        value = int(raw)
-        if value > MAX_FORWARDS_LIMIT:
-            raise ParseError(f"Max-Forwards {raw[:20]} out of range")
-        return value
+        return parse_uint(raw, "Max-Forwards", MAX_FORWARDS_LIMIT)
 
     def start_line(self) -> str:
         return f"{self.method} {self.uri_text} {self.version}"
@@ -318,10 +310,10 @@ class Response(Message):
 # --------------------------------------------------------------------------------------
 
 def _content_length(raw: str) -> int:
-    raw = raw.strip()
-    if not raw.isdigit():
-        raise FramingError(f"bad Content-Length {raw[:20]!r}")
-    return int(raw)
+    try:
+        return parse_uint(raw, "Content-Length")
+    except ParseError as exc:
+        raise FramingError(str(exc)) from None
 
 
 def split_head(data: bytes) -> tuple[bytes, bytes] | None:
@@ -402,15 +394,18 @@ def _start(start: str, headers: Headers, body: bytes) -> Request | Response:
         code, sp2, reason = rest.partition(" ")
         if version.upper() != SIP_VERSION:
             raise ParseError(f"unsupported version in response {version[:20]!r}")
-        if not (len(code) == 3 and code.isdigit()) or not 100 <= int(code) <= 699:
+        if not (len(code) == 3 and code.isascii() and code.isdigit()) or not 100 <= int(code) <= 699:
             raise ParseError(f"bad status code {code[:10]!r}")
         return Response(int(code), reason, headers, body)
     parts = start.split(" ")
     if len(parts) != 3 or not all(parts):
         # §7.1: Request-Line = Method SP Request-URI SP SIP-Version CRLF, single SP only
         # (RFC 4475 §3.1.2.8-10: embedded LWS, extra SP, trailing SP).
+        # Keep the method when it is readable so that a malformed ACK is never answered (§17).
+        words = start.split()
+        guess = words[0] if words and is_token(words[0]) else "UNKNOWN"
         raise _with_message(ParseError(f"malformed request line {start[:80]!r}"),
-                            Request("UNKNOWN", "sip:invalid", headers, body))
+                            Request(guess, "sip:invalid", headers, body))
     method, uri_text, version = parts
     if not is_token(method):
         raise ParseError(f"bad method {method[:30]!r}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Union
+from typing import Callable, Optional, Union
 
 from .message import Request, Response, make_response
 
@@ -273,6 +273,9 @@ class ServerTransaction(Transaction):
         self.last_response: Response | None = None
         self._last_wire: bytes | None = None
         self.to_tag: str | None = None  # the tag our responses carry (set by the TU)
+        # Set by the endpoint: told after every send so that responses sent through
+        # ``txn.respond()``/``txn.send()`` reach the wire and the timer heap too.
+        self.on_sent: Optional[Callable[["ServerTransaction"], None]] = None
 
     def respond(self, status: int, reason: str | None = None, *, headers=(), body: bytes = b"",
                 now: float) -> Response:
@@ -282,6 +285,12 @@ class ServerTransaction(Transaction):
         return response
 
     def send(self, response: Response, now: float) -> None:
+        """Send a response through the machine (ignored once a final response went out)."""
+        self._send(response, now)
+        if self.on_sent is not None:
+            self.on_sent(self)
+
+    def _send(self, response: Response, now: float) -> None:
         raise NotImplementedError  # implemented by both server machines
 
 
@@ -291,8 +300,9 @@ class InviteServerTransaction(ServerTransaction):
     def __init__(self, request: Request, peer: Peer, key: tuple, now: float):
         super().__init__(request, peer, key, now)
         self.state = State.PROCEEDING
+        self.ack_seen = False  # the ACK for our 2xx arrived (Accepted state)
 
-    def send(self, response: Response, now: float) -> None:
+    def _send(self, response: Response, now: float) -> None:
         if self.state is not State.PROCEEDING:
             return  # a final response was already sent: nothing more may go out
         self.last_response = response
@@ -318,7 +328,9 @@ class InviteServerTransaction(ServerTransaction):
     def request_received(self, request: Request, now: float) -> None:
         """A retransmitted INVITE, or the ACK for a non-2xx final response."""
         if request.method == "ACK":
-            if self.state is State.COMPLETED:
+            if self.state is State.ACCEPTED:
+                self.ack_2xx_received(now)  # RFC 6026 §8.7: the TU gets it too (endpoint)
+            elif self.state is State.COMPLETED:
                 self.state = State.CONFIRMED
                 self.timers.pop("G", None)
                 self.timers.pop("H", None)
@@ -329,6 +341,7 @@ class InviteServerTransaction(ServerTransaction):
 
     def ack_2xx_received(self, now: float) -> None:
         """The TU matched the ACK for our 2xx (different branch, §17.1.1.3): stop retransmitting."""
+        self.ack_seen = True
         self.timers.pop("G", None)
 
     def _on_timer_G(self, now: float) -> None:
@@ -346,8 +359,9 @@ class InviteServerTransaction(ServerTransaction):
         self._terminate()
 
     def _on_timer_L(self, now: float) -> None:
-        if "G" in self.timers:
-            self.events.append(AckMissing(self))  # 2xx retransmitted for 64·T1, never ACKed
+        if not self.ack_seen:
+            # 64·T1 without the ACK for our 2xx (§13.3.1.4); over TCP no G ran, still report it
+            self.events.append(AckMissing(self))
         self._terminate()
 
 
@@ -358,7 +372,7 @@ class NonInviteServerTransaction(ServerTransaction):
         super().__init__(request, peer, key, now)
         self.state = State.TRYING
 
-    def send(self, response: Response, now: float) -> None:
+    def _send(self, response: Response, now: float) -> None:
         if self.state not in (State.TRYING, State.PROCEEDING):
             return
         self.last_response = response

@@ -1,0 +1,338 @@
+"""Composition root: store, SIP endpoint and transport, media engine, registrar, calls.
+
+``SipCore`` is what legs and calls see of the switch (send a request, respond, spawn a
+task, look up media addresses). ``dispatch`` maps the endpoint's events to their handler:
+out-of-dialog requests by method, in-dialog ones by dialog id, responses and timeouts by
+the transaction's owner. ``run()`` is the daemon: one event loop (uvloop when installed),
+signal handling with a graceful shutdown that ends active calls with BYE.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from typing import Any, Coroutine
+
+from config.store import Store
+from media.engine import Endpoint, MediaEngine
+
+from .auth import Authenticator
+from .b2bua import Call
+from .registrar import Registrar
+from .routing import Refusal, route_invite
+from .session import ALLOW, Leg, UasLeg
+from .sip.digest import DigestChallenger
+from .sip.endpoint import MessageRejected, RequestReceived, SipEndpoint, StrayResponseReceived, new_branch
+from .sip.message import Request, Response, make_response
+from .sip.transaction import (
+    AckMissing, ClientTransaction, InviteServerTransaction, Peer, ResponseReceived, ServerTransaction,
+    TransactionTimedOut,
+)
+from .transport import SipTransport
+
+log = logging.getLogger(__name__)
+
+SERVER_NAME = "softswitch"
+SHUTDOWN_GRACE = 3.0  # seconds to let BYEs of active calls complete
+BINDING_PURGE_INTERVAL = 60.0
+
+
+class SipCore:
+    def __init__(self, store: Store, media: MediaEngine, *, trace: bool = False,
+                 secret: bytes | None = None):
+        self.store = store
+        self.media = media
+        self.endpoint = SipEndpoint(server_name=SERVER_NAME)
+        self.transport: SipTransport | None = None
+        self.trace = trace
+        self.auth = Authenticator(store, DigestChallenger(secret or os.urandom(32)))
+        self.registrar = Registrar(store, self.auth)
+        self.server_name = SERVER_NAME
+        self.legs: dict[tuple[str, str, str], Leg] = {}
+        self.calls: set[Call] = set()
+        self._ep_calls: dict[Endpoint, Call] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.media.on_timeout = self._on_rtp_timeout
+        self.closing = False
+        self._handlers = {
+            "REGISTER": self._on_register, "INVITE": self._on_invite, "OPTIONS": self._on_options,
+            "CANCEL": self._on_cancel, "BYE": self._no_dialog, "INFO": self._no_dialog,
+            "UPDATE": self._no_dialog, "PRACK": self._no_dialog, "NOTIFY": self._no_dialog,
+            "REFER": self._no_dialog, "SUBSCRIBE": self._on_subscribe, "PUBLISH": self._on_subscribe,
+            "MESSAGE": self._not_allowed,
+        }
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self, host: str, port: int) -> None:
+        self.transport = SipTransport(self.endpoint, self.dispatch, trace=self.trace)
+        await self.transport.listen(host, port)
+        await self.media.start()
+        self.store.clear_live_calls()
+        self.spawn(self._housekeeping())
+
+    async def shutdown(self) -> None:
+        """End every call with BYE (CANCEL/503 while ringing), then close."""
+        self.closing = True
+        calls = list(self.calls)
+        for call in calls:
+            call.hangup("shutdown")
+        if calls:
+            log.info("shutting down: ending %d call(s)", len(calls))
+            deadline = time.monotonic() + SHUTDOWN_GRACE
+            while self.calls and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.media.close()
+        if self.transport:
+            await self.transport.close()
+        self.store.clear_live_calls()
+
+    # ------------------------------------------------------------------ services for legs/calls
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def flush(self) -> None:
+        if self.transport:
+            self.transport.flush()
+
+    def local_host(self, peer: Peer) -> str:
+        assert self.transport is not None
+        return self.transport.local_host_for(peer[1])
+
+    def local_via(self, peer: Peer) -> str:
+        assert self.transport is not None
+        host = self.local_host(peer)
+        host = f"[{host}]" if ":" in host else host
+        return f"SIP/2.0/{peer[0].upper()} {host}:{self.transport.port}"
+
+    def local_contact(self, peer: Peer) -> str:
+        assert self.transport is not None
+        host = self.local_host(peer)
+        host = f"[{host}]" if ":" in host else host
+        suffix = ";transport=tcp" if peer[0] == "tcp" else ""
+        return f"<sip:{SERVER_NAME}@{host}:{self.transport.port}{suffix}>"
+
+    def media_host_for(self, peer_host: str) -> str:
+        if self.media.advertise_host:
+            return self.media.advertise_host
+        if self.media.host not in ("0.0.0.0", "::", ""):
+            return self.media.host
+        assert self.transport is not None
+        return self.transport.local_host_for(peer_host)
+
+    def new_branch(self) -> str:
+        return new_branch()
+
+    def send_request(self, request: Request, peer: Peer, owner: Leg | None, *, add_via: bool = True) -> ClientTransaction:
+        txn = self.endpoint.send_request(request, peer, self.now(), local_via=self.local_via(peer) if add_via else None)
+        txn.user_data = owner
+        self.flush()
+        return txn
+
+    def respond(self, txn: ServerTransaction, response: Response) -> None:
+        if not response.headers.get("Server"):
+            response.headers.add("Server", SERVER_NAME)
+        self.endpoint.respond(txn, response, self.now())
+        self.flush()
+
+    def send_stateless(self, message: Request | Response, peer: Peer) -> None:
+        self.endpoint.send_stateless(message, peer)
+        self.flush()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task failed", exc_info=task.exception())
+
+    def remember_leg(self, leg: Leg) -> None:
+        if leg.dialog is not None:
+            self.legs[leg.dialog.key] = leg
+
+    def forget_leg(self, leg: Leg) -> None:
+        if leg.dialog is not None and self.legs.get(leg.dialog.key) is leg:
+            del self.legs[leg.dialog.key]
+
+    def track_endpoint(self, ep: Endpoint, call: Call) -> None:
+        self._ep_calls[ep] = call
+
+    def untrack_endpoint(self, ep: Endpoint) -> None:
+        self._ep_calls.pop(ep, None)
+
+    def call_ended(self, call: Call) -> None:
+        self.calls.discard(call)
+        try:
+            self.store.remove_live_call(call.call_id)
+        except Exception:
+            log.exception("could not remove live call %s", call.call_id)
+
+    def _on_rtp_timeout(self, ep: Endpoint) -> None:
+        call = self._ep_calls.get(ep)
+        if call is not None and call.state == "answered":
+            log.info("[%s] no RTP for %.0f s on %s: ending the call", call.call_id, self.media.rtp_timeout, ep.label)
+            call.hangup("rtp-timeout")
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(BINDING_PURGE_INTERVAL)
+            try:
+                purged = self.store.purge_expired_bindings(time.time())
+                if purged:
+                    log.info("purged %d expired binding(s)", purged)
+            except Exception:
+                log.exception("binding purge failed")
+
+    # ------------------------------------------------------------------ dispatch
+    def dispatch(self, event: object) -> None:
+        if isinstance(event, RequestReceived):
+            self._on_request(event)
+        elif isinstance(event, (ResponseReceived, TransactionTimedOut, AckMissing)):
+            owner = event.transaction.user_data
+            if owner is not None:
+                owner.on_transaction_event(event)  # type: ignore[attr-defined]
+        elif isinstance(event, StrayResponseReceived):
+            self._on_stray(event)
+        elif isinstance(event, MessageRejected):
+            log.debug("rejected message from %s: %s (%s)", event.peer, event.reason, event.status)
+
+    def _on_request(self, event: RequestReceived) -> None:
+        request = event.request
+        to_tag = request.to.tag
+        if to_tag:
+            leg = self.legs.get((request.call_id, to_tag, request.from_.tag or ""))
+            if leg is not None:
+                leg.on_request(event)
+            elif event.transaction is not None:
+                self.respond(event.transaction, make_response(request, 481))
+            return
+        if event.transaction is None:
+            return  # an ACK outside any dialog we know: nothing to do
+        handler = self._handlers.get(request.method)
+        if handler is None:
+            # RFC 3261 §8.2.1: an unknown method gets 501 with Allow (RFC 4475 §3.1.1.2)
+            self.respond(event.transaction, make_response(request, 501, headers=[("Allow", ALLOW)]))
+            return
+        handler(request, event.transaction, event.peer)
+
+    def _on_register(self, request: Request, txn: ServerTransaction, peer: Peer) -> None:
+        reply = self.registrar.register(request, peer, self.now())
+        self.respond(txn, make_response(request, reply.status, reply.reason, to_tag=txn.to_tag or new_branch()[7:15],
+                                        headers=reply.headers))
+
+    def _on_options(self, request: Request, txn: ServerTransaction, peer: Peer) -> None:
+        self.respond(txn, make_response(request, 200, to_tag=new_branch()[7:15], headers=[
+            ("Allow", ALLOW), ("Accept", "application/sdp"), ("Supported", "replaces")]))
+
+    def _on_subscribe(self, request: Request, txn: ServerTransaction, peer: Peer) -> None:
+        # Presence/MWI subscriptions arrive with BLF and voicemail; until then: 489 (RFC 6665 §8.3.1)
+        self.respond(txn, make_response(request, 489, to_tag=new_branch()[7:15]))
+
+    def _not_allowed(self, request: Request, txn: ServerTransaction, peer: Peer) -> None:
+        self.respond(txn, make_response(request, 405, headers=[("Allow", ALLOW)]))
+
+    def _no_dialog(self, request: Request, txn: ServerTransaction, peer: Peer) -> None:
+        self.respond(txn, make_response(request, 481))
+
+    def _on_cancel(self, request: Request, txn: ServerTransaction, peer: Peer) -> None:
+        invite = self.endpoint.find_invite_server(request)
+        if invite is None:
+            self.respond(txn, make_response(request, 481))
+            return
+        self.respond(txn, make_response(request, 200, to_tag=invite.to_tag))
+        leg = invite.user_data
+        if isinstance(leg, UasLeg):
+            leg.on_cancel(request)
+        elif invite.state.value == "Proceeding":
+            self.respond(invite, make_response(invite.request, 487, to_tag=invite.to_tag))
+
+    def _on_stray(self, event: StrayResponseReceived) -> None:
+        response = event.response
+        if response.cseq.method == "INVITE" and 200 <= response.status < 300:
+            leg = self.legs.get((response.call_id, response.from_.tag or "", response.to.tag or ""))
+            if leg is not None and leg.dialog is not None:
+                leg.on_response(_Stray(), response)  # re-sends the ACK
+
+    def _on_invite(self, request: Request, txn: ServerTransaction, peer: Peer) -> None:
+        assert isinstance(txn, InviteServerTransaction)
+        self.respond(txn, make_response(request, 100))
+        if self.closing:
+            self.respond(txn, make_response(request, 503, headers=[("Retry-After", "30")]))
+            return
+        route = route_invite(self, request, peer, self.now())
+        if isinstance(route, Refusal):
+            if route.status not in (401, 407):
+                log.info("INVITE %s from %s refused: %s %s", request.uri_text, request.headers.get("From"),
+                         route.status, route.reason or "")
+            self.respond(txn, make_response(request, route.status, route.reason, to_tag=new_branch()[7:15],
+                                            headers=route.headers))
+            return
+        try:
+            uas = UasLeg(self, txn, peer, label=f"{request.call_id}/caller")
+        except Exception as exc:  # no Contact in the INVITE
+            self.respond(txn, make_response(request, 400, f"Bad Request ({exc})"))
+            return
+        call = Call(self, route.account, route.caller, route.callee, uas)
+        self.calls.add(call)
+        log.info("[%s] call %s (%s) -> %s, ringing %d device(s)", call.call_id, route.caller.extension,
+                 route.caller.name, route.callee.extension, len(route.targets))
+        self.spawn(call.run(route.targets))
+
+
+class _Stray:
+    """Stands in for the (terminated) INVITE transaction of a retransmitted 2xx."""
+
+    request = Request("INVITE", "sip:invalid")
+
+
+async def serve(*, store_path: str, host: str = "0.0.0.0", sip_port: int = 5060,
+                rtp_ports: tuple[int, int] = (10000, 20000), trace_sip: bool = False,
+                rtp_timeout: float = 60.0, stop: asyncio.Event | None = None) -> None:
+    store = Store(store_path)
+    media = MediaEngine(host, rtp_ports, rtp_timeout=rtp_timeout)
+    core = SipCore(store, media, trace=trace_sip)
+    await core.start(host, sip_port)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    log.info("softswitch ready: SIP %s:%s, RTP %s-%s, database %s", host, core.transport.port if core.transport else sip_port,
+             rtp_ports[0], rtp_ports[1], store_path)
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        await core.shutdown()
+        store.close()
+
+
+def run(*, store_path: str, host: str = "0.0.0.0", sip_port: int = 5060, rtp_ports: tuple[int, int] = (10000, 20000),
+        log_level: str = "INFO", trace_sip: bool = False, rtp_timeout: float = 60.0) -> None:
+    """Run the daemon until SIGTERM/SIGINT (the ``softswitch serve`` command)."""
+    logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if trace_sip:
+        logging.getLogger("softswitch.trace").setLevel(logging.DEBUG)
+    try:
+        import uvloop
+    except ImportError:
+        uvloop = None
+    coro = serve(store_path=store_path, host=host, sip_port=sip_port, rtp_ports=rtp_ports,
+                 trace_sip=trace_sip, rtp_timeout=rtp_timeout)
+    if uvloop is not None:
+        uvloop.run(coro)
+        log.info("stopped (uvloop)")
+    else:
+        asyncio.run(coro)
+        log.info("stopped")
