@@ -71,9 +71,23 @@ def parse_uint(text: str, what: str, maximum: int | None = None) -> int:
     return value
 
 
+_CANON_CACHE: dict[str, str] = {}
+_CANON_CACHE_MAX = 4096  # bounded: header names are peer-controlled
+
+
 def canonical_name(name: str) -> str:
-    """``v`` → ``Via``, ``call-id`` → ``Call-ID``; unknown names keep their spelling."""
-    return _CANONICAL.get(name.lower(), name)
+    """``v`` → ``Via``, ``call-id`` → ``Call-ID``; unknown names are capitalised per word
+    (``x-foo`` → ``X-Foo``). Names compare case-insensitively (§7.3.1), so every stored name
+    has one spelling and lookups compare strings exactly."""
+    try:
+        return _CANON_CACHE[name]
+    except KeyError:
+        pass
+    lower = name.lower()
+    canon = _CANONICAL.get(lower) or "-".join(p[:1].upper() + p[1:] for p in lower.split("-"))
+    if len(_CANON_CACHE) < _CANON_CACHE_MAX:
+        _CANON_CACHE[name] = canon
+    return canon
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ SIP_VERSION = "SIP/2.0"
 MAX_MESSAGE_BYTES = 65_535  # a UDP datagram cannot carry more; TCP messages are capped the same
 MAX_HEADER_LINES = 256
 MAX_BODY_BYTES = 60_000
-MAX_FORWARDS_LIMIT = 255  # RFC 3261 §20.22: 0-255 in practice (token is 1*DIGIT)
+MAX_FORWARDS_LIMIT = 255
+_SINGLE = frozenset(canonical_name(n) for n in SINGLE_HEADERS)  # RFC 3261 §20.22: 0-255 in practice (token is 1*DIGIT)
 
 REASON_PHRASES = {
     100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued", 183: "Session Progress",
@@ -62,26 +63,27 @@ class Headers:
         return len(self._items)
 
     def __contains__(self, name: str) -> bool:
-        key = canonical_name(name).lower()
-        return any(n.lower() == key for n, _ in self._items)
+        key = canonical_name(name)
+        return any(n == key for n, _ in self._items)
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first field's raw value."""
-        key = canonical_name(name).lower()
+        key = canonical_name(name)
         for n, v in self._items:
-            if n.lower() == key:
+            if n == key:
                 return v
         return default
 
     def fields(self, name: str) -> list[str]:
         """Raw values of every field with this name, in order, not split on commas."""
-        key = canonical_name(name).lower()
-        return [v for n, v in self._items if n.lower() == key]
+        key = canonical_name(name)
+        return [v for n, v in self._items if n == key]
 
     def values(self, name: str) -> list[str]:
         """Every value, list headers split on commas (§7.3.1)."""
-        raw = self.fields(name)
-        if canonical_name(name).lower() in LIST_HEADERS:
+        key = canonical_name(name)
+        raw = [v for n, v in self._items if n == key]
+        if key.lower() in LIST_HEADERS:
             return [item for field in raw for item in split_list(field)]
         return raw
 
@@ -91,9 +93,8 @@ class Headers:
     def prepend(self, name: str, value: str) -> None:
         """Insert before the first field of that name (a new top Via), or at the top."""
         name = canonical_name(name)
-        key = name.lower()
         for i, (n, _) in enumerate(self._items):
-            if n.lower() == key:
+            if n == name:
                 self._items.insert(i, (name, value))
                 return
         self._items.insert(0, (name, value))
@@ -101,11 +102,10 @@ class Headers:
     def set(self, name: str, value: str | None) -> None:
         """Replace every field of that name with one (or remove them when value is None)."""
         name = canonical_name(name)
-        key = name.lower()
         out: list[tuple[str, str]] = []
         placed = value is None
         for n, v in self._items:
-            if n.lower() == key:
+            if n == name:
                 if not placed:
                     out.append((name, value))  # type: ignore[arg-type]
                     placed = True
@@ -214,14 +214,12 @@ class Message:
 
     def _check_common(self) -> None:
         """§8.1.1 mandatory header fields, single-valued headers, parsable values."""
-        counts: dict[str, int] = {}
+        seen: set[str] = set()
         for name, _ in self.headers:
-            key = name.lower()
-            if key in SINGLE_HEADERS:
-                counts[key] = counts.get(key, 0) + 1
-        dup = [k for k, c in counts.items() if c > 1]
-        if dup:
-            raise ParseError(f"multiple {canonical_name(dup[0])} header fields")
+            if name in _SINGLE:
+                if name in seen:
+                    raise ParseError(f"multiple {name} header fields")
+                seen.add(name)
         for name in ("Call-ID", "CSeq", "From", "To", "Via"):
             if self.headers.get(name) is None:
                 raise ParseError(f"missing {name} header")
@@ -371,12 +369,13 @@ def parse_message(data: bytes, *, datagram: bool = True) -> Request | Response:
             length = _content_length(cl_fields[0])
         except FramingError as exc:
             raise _with_message(exc, _start(start, headers, b""))
-        if length > MAX_BODY_BYTES:
-            raise _with_message(MessageTooLarge(f"Content-Length {length}"), _start(start, headers, b""))
         if length > len(rest):
             # §18.3: over UDP a Content-Length larger than the datagram is answered with 400
+            # (checked first: the claim is false, the message is not actually large)
             raise _with_message(FramingError(f"Content-Length {length} larger than body ({len(rest)})"),
                                 _start(start, headers, b""))
+        if length > MAX_BODY_BYTES:
+            raise _with_message(MessageTooLarge(f"Content-Length {length}"), _start(start, headers, b""))
         body = rest[:length]  # §18.3: octets after Content-Length in a datagram are discarded
     else:
         body = rest if datagram else b""

@@ -21,10 +21,18 @@ TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 _HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9\-.]*[A-Za-z0-9])?\.?)$")
 _PORT_RE = re.compile(r"^[0-9]{1,5}$")
 SIP_SCHEMES = ("sip", "sips")
+# sip:user:pw@host:port;params?headers where every part is made of plain characters
+_FAST_SIP_URI = re.compile(
+    r"(?i:(sips?)):(?:([A-Za-z0-9\-_.!~*'()&=+$,;?/:%]+)@)?"
+    r"([A-Za-z0-9][A-Za-z0-9\-.]*|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?"
+    r"((?:;[A-Za-z0-9\-_.!~*'()%\[\]/:&+$=]+)*)(?:\?([A-Za-z0-9\-_.!~*'()%\[\]/?:+$=&]*))?")
+
+
+_TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 
 
 def is_token(text: str) -> bool:
-    return bool(text) and all(ch in TOKEN_CHARS for ch in text)
+    return _TOKEN_RE.fullmatch(text) is not None
 
 
 def unescape(text: str) -> str:
@@ -39,7 +47,7 @@ def parse_params(text: str) -> dict[str, str | None]:
     params: dict[str, str | None] = {}
     if not text:
         return params
-    for part in _split_unquoted(text, ";"):
+    for part in (text.split(";") if '"' not in text else _split_unquoted(text, ";")):
         part = part.strip()
         if not part:
             continue
@@ -134,6 +142,24 @@ class Uri:
     @classmethod
     def parse(cls, text: str) -> "Uri":
         """Parse an absolute URI; SIP/SIPS fully, others opaquely. Raises ParseError."""
+        m = _FAST_SIP_URI.fullmatch(text)
+        if m is not None:
+            # Fast path for the common shape; anything unusual takes the detailed parser,
+            # which also produces the precise error message.
+            scheme, userinfo, host, port, params, headers = m.groups()
+            user = password = None
+            if userinfo is not None:
+                user, colon2, pw = userinfo.partition(":")
+                password = pw if colon2 else None
+            if port is not None and int(port) > 65535:
+                raise ParseError(f"bad port {port}")
+            return cls(scheme=scheme.lower(), user=user, password=password, host=host.lower(),
+                       port=int(port) if port is not None else None,
+                       params=parse_params(params[1:]) if params else {}, headers=headers or "")
+        return cls._parse_slow(text)
+
+    @classmethod
+    def _parse_slow(cls, text: str) -> "Uri":
         scheme, colon, rest = text.partition(":")
         if not colon or not scheme or not (scheme[0].isalpha() and all(c.isalnum() or c in "+-." for c in scheme)):
             raise ParseError(f"not an absolute URI: {text[:80]!r}")

@@ -1,0 +1,156 @@
+"""Registrar logic (RFC 3261 §10.3) on a real store in a temporary file, no network."""
+from __future__ import annotations
+
+import pytest
+
+from config.store import Store
+from softswitch.auth import Authenticator
+from softswitch.registrar import Registrar, peer_of_binding
+from softswitch.sip.digest import DigestChallenger, build_authorization, parse_challenge
+from softswitch.sip.message import Request
+
+PEER = ("udp", "198.51.100.7", 40000)
+WALL = 1_800_000_000.0
+
+
+@pytest.fixture()
+def store(tmp_path):
+    s = Store(tmp_path / "reg.db")
+    s.add_account("acme", "acme.test", 3)
+    s.add_channel("acme", "acme-201", "s3cret-201")
+    s.add_channel("acme", "acme-202", "s3cret-202")
+    yield s
+    s.close()
+
+
+@pytest.fixture()
+def registrar(store):
+    return Registrar(store, Authenticator(store, DigestChallenger(b"k" * 32)))
+
+
+def register(user="acme-201", *, contact="<sip:acme-201@192.168.1.10:5062>", expires="3600",
+             auth: str | None = None, domain="acme.test", call_id="reg-1", cseq=1, ruri=None) -> Request:
+    headers = [
+        ("Via", "SIP/2.0/UDP 192.168.1.10:5062;branch=z9hG4bK-1;rport"),
+        ("From", f"<sip:{user}@{domain}>;tag=a1"), ("To", f"<sip:{user}@{domain}>"),
+        ("Call-ID", call_id), ("CSeq", f"{cseq} REGISTER"), ("Max-Forwards", "70"),
+        ("User-Agent", "Yealink SIP-T46U 108.86.0.20"),
+    ]
+    if contact is not None:
+        headers.append(("Contact", contact))
+    if expires is not None:
+        headers.append(("Expires", expires))
+    if auth:
+        headers.append(("Authorization", auth))
+    return Request("REGISTER", ruri or f"sip:{domain}", headers)
+
+
+def authed(registrar, password="s3cret-201", now=100.0, **kw):
+    first = registrar.register(register(**kw), PEER, now, WALL)
+    assert first.status == 401
+    values = [v for n, v in first.headers if n == "WWW-Authenticate"]
+    assert values[0].startswith("Digest") and "algorithm=SHA-256" in values[0] and "algorithm=MD5" in values[1]
+    challenge = parse_challenge(values[0])
+    user = kw.get("user", "acme-201")
+    auth = build_authorization(challenge, username=user, password=password, method="REGISTER",
+                               uri="sip:acme.test", cnonce="c0ffee")
+    return registrar.register(register(auth=auth, **kw), PEER, now + 1, WALL)
+
+
+def test_unknown_domain_is_404(registrar):
+    assert registrar.register(register(domain="nowhere.test"), PEER, 0, WALL).status == 404
+
+
+def test_missing_credentials_get_a_challenge(registrar):
+    reply = registrar.register(register(), PEER, 0, WALL)
+    assert reply.status == 401
+    assert sum(1 for n, _ in reply.headers if n == "WWW-Authenticate") == 2
+
+
+def test_register_stores_binding_with_source_and_user_agent(registrar, store):
+    reply = authed(registrar)
+    assert reply.status == 200
+    contacts = [v for n, v in reply.headers if n == "Contact"]
+    assert contacts == ["<sip:acme-201@192.168.1.10:5062>;expires=3600"]
+    [status] = [s for s in store.list_channels("acme") if s.channel.username == "acme-201"]
+    [binding] = status.bindings if status.bindings else store.bindings(status.channel.id, WALL)
+    assert binding.source == "udp:198.51.100.7:40000"
+    assert peer_of_binding(binding) == PEER
+    assert binding.user_agent.startswith("Yealink")
+
+
+def test_wrong_password_is_403(registrar):
+    assert authed(registrar, password="wrong").status == 403
+
+
+def test_credentials_of_another_channel_are_403(registrar):
+    first = registrar.register(register(), PEER, 0, WALL)
+    challenge = parse_challenge([v for n, v in first.headers if n == "WWW-Authenticate"][0])
+    auth = build_authorization(challenge, username="acme-202", password="s3cret-202", method="REGISTER",
+                               uri="sip:acme.test", cnonce="x")
+    assert registrar.register(register(auth=auth), PEER, 1, WALL).status == 403
+
+
+def test_stale_nonce_is_rechallenged_with_stale_true(registrar):
+    first = registrar.register(register(), PEER, 0, WALL)
+    challenge = parse_challenge([v for n, v in first.headers if n == "WWW-Authenticate"][0])
+    auth = build_authorization(challenge, username="acme-201", password="s3cret-201", method="REGISTER",
+                               uri="sip:acme.test", cnonce="x")
+    reply = registrar.register(register(auth=auth), PEER, 10_000, WALL)
+    assert reply.status == 401
+    assert all("stale=true" in v for n, v in reply.headers if n == "WWW-Authenticate")
+
+
+def test_interval_too_brief_is_423_with_min_expires(registrar):
+    reply = authed(registrar, expires="10")
+    assert reply.status == 423
+    assert ("Min-Expires", "60") in reply.headers
+
+
+def test_expiry_is_capped(registrar):
+    reply = authed(registrar, expires="999999")
+    assert reply.status == 200
+    assert any(v.endswith(";expires=7200") for n, v in reply.headers if n == "Contact")
+
+
+def test_new_device_replaces_the_old_binding(registrar, store):
+    assert authed(registrar).status == 200
+    assert authed(registrar, contact="<sip:acme-201@10.9.9.9:5060>", call_id="other-device").status == 200
+    channel = store.channel_by_username(store.account("acme").id, "acme-201")
+    assert [b.contact for b in store.bindings(channel.id, WALL)] == ["sip:acme-201@10.9.9.9:5060"]
+
+
+def test_wildcard_with_expires_zero_removes_all(registrar, store):
+    assert authed(registrar).status == 200
+    assert authed(registrar, contact="*", expires="0", cseq=2).status == 200
+    channel = store.channel_by_username(store.account("acme").id, "acme-201")
+    assert store.bindings(channel.id, WALL) == []
+
+
+def test_wildcard_without_expires_zero_is_400(registrar):
+    assert authed(registrar, contact="*", expires="60").status == 400
+
+
+def test_query_without_contact_lists_bindings(registrar):
+    assert authed(registrar).status == 200
+    reply = authed(registrar, contact=None, expires=None, cseq=3)
+    assert reply.status == 200
+    assert [v for n, v in reply.headers if n == "Contact"][0].startswith("<sip:acme-201@192.168.1.10:5062>")
+
+
+def test_contact_expires_zero_removes_that_binding(registrar, store):
+    assert authed(registrar).status == 200
+    assert authed(registrar, contact="<sip:acme-201@192.168.1.10:5062>;expires=0", cseq=4).status == 200
+    channel = store.channel_by_username(store.account("acme").id, "acme-201")
+    assert store.bindings(channel.id, WALL) == []
+
+
+def test_non_sip_aor_is_400(registrar):
+    request = register()
+    request.headers.set("To", "isbn:2983792873")
+    request.invalidate()
+    assert registrar.register(request, PEER, 0, WALL).status == 400
+
+
+def test_server_address_in_request_uri_is_accepted(registrar):
+    assert authed(registrar, ruri="sip:127.0.0.1:5060").status == 200
