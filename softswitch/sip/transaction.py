@@ -26,7 +26,8 @@ from .message import Request, Response, make_response
 T1 = 0.5  # RTT estimate (s)
 T2 = 4.0  # maximum retransmit interval for non-INVITE requests and INVITE responses (s)
 T4 = 5.0  # maximum duration a message remains in the network (s)
-TIMER_D_UDP = 32.0  # §17.1.1.2: "at least 32 seconds for unreliable transports"
+TIMER_D_UDP = 32.0
+INVITE_SERVER_GUARD = 3600.0  # an INVITE left without a final response this long is dropped  # §17.1.1.2: "at least 32 seconds for unreliable transports"
 
 Peer = tuple[str, str, int]  # (transport "udp"/"tcp", host, port)
 
@@ -301,12 +302,15 @@ class InviteServerTransaction(ServerTransaction):
         super().__init__(request, peer, key, now)
         self.state = State.PROCEEDING
         self.ack_seen = False  # the ACK for our 2xx arrived (Accepted state)
+        self._start("guard", now, INVITE_SERVER_GUARD)
 
     def _send(self, response: Response, now: float) -> None:
         if self.state is not State.PROCEEDING:
             return  # a final response was already sent: nothing more may go out
         self.last_response = response
         self._last_wire = response.serialize()
+        if response.status >= 200:
+            self.timers.pop("guard", None)
         self._transmit(self._last_wire)
         code = response.status
         if code < 200:
@@ -355,6 +359,10 @@ class InviteServerTransaction(ServerTransaction):
             self.events.append(AckMissing(self))
             self._terminate()
 
+    def _on_timer_guard(self, now: float) -> None:
+        if self.state is State.PROCEEDING:
+            self._terminate()
+
     def _on_timer_I(self, now: float) -> None:
         self._terminate()
 
@@ -371,12 +379,17 @@ class NonInviteServerTransaction(ServerTransaction):
     def __init__(self, request: Request, peer: Peer, key: tuple, now: float):
         super().__init__(request, peer, key, now)
         self.state = State.TRYING
+        # Not in RFC 3261: a transaction the TU never answers (a bug of ours) must not stay
+        # in memory forever. The client gives up after Timer F (64·T1); so do we.
+        self._start("guard", now, 64 * T1)
 
     def _send(self, response: Response, now: float) -> None:
         if self.state not in (State.TRYING, State.PROCEEDING):
             return
         self.last_response = response
         self._last_wire = response.serialize()
+        if response.status >= 200:
+            self.timers.pop("guard", None)
         self._transmit(self._last_wire)
         if response.status < 200:
             self.state = State.PROCEEDING
@@ -390,3 +403,7 @@ class NonInviteServerTransaction(ServerTransaction):
 
     def _on_timer_J(self, now: float) -> None:
         self._terminate()
+
+    def _on_timer_guard(self, now: float) -> None:
+        if self.state in (State.TRYING, State.PROCEEDING):
+            self._terminate()

@@ -9,6 +9,7 @@ import pytest
 
 from softswitch.sip.message import Request, Response, make_response, parse_message
 from softswitch.sip.transaction import (
+    INVITE_SERVER_GUARD,
     T1, T2, T4, AckMissing, InviteClientTransaction, InviteServerTransaction,
     NonInviteClientTransaction, NonInviteServerTransaction, ResponseReceived, State,
     TransactionTerminated, TransactionTimedOut,
@@ -269,7 +270,8 @@ def invite_server(peer=UDP, now: float = 0.0) -> InviteServerTransaction:
 class TestInviteServer:
     def test_provisional_retransmitted_on_request_retransmission(self) -> None:
         txn = invite_server()
-        assert txn.state is State.PROCEEDING and txn.next_deadline() is None
+        # only the guard against a TU that never answers runs while Proceeding
+        assert txn.state is State.PROCEEDING and txn.next_deadline() == INVITE_SERVER_GUARD
         txn.request_received(txn.request, now=0.1)  # nothing sent yet: absorbed
         assert wire(txn) == []
         txn.to_tag = "srv1"
@@ -443,3 +445,15 @@ def test_events_are_facts_about_the_transaction() -> None:
     missing, terminated = txn.events
     assert isinstance(missing, AckMissing) and missing.transaction is txn
     assert terminated.transaction is txn
+
+
+def test_unanswered_server_transactions_are_dropped_by_the_guard() -> None:
+    """A TU that never answers must not leak transactions (our guard, not RFC 3261)."""
+    non_invite = NonInviteServerTransaction(make_request("OPTIONS"), UDP, ("k",), 0.0)
+    non_invite.timer_fired(64 * T1)
+    assert non_invite.terminated
+    invite = invite_server()
+    invite.timer_fired(INVITE_SERVER_GUARD - 1)
+    assert not invite.terminated
+    invite.timer_fired(INVITE_SERVER_GUARD)
+    assert invite.terminated
