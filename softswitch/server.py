@@ -37,17 +37,21 @@ log = logging.getLogger(__name__)
 SERVER_NAME = "softswitch"
 SHUTDOWN_GRACE = 3.0  # seconds to let BYEs of active calls complete
 BINDING_PURGE_INTERVAL = 60.0
+# Challenge order (RFC 8760 §2.4: most preferred first). MD5 leads by default because many
+# deployed phones and SIPp 3.6 answer only the first challenge and know only MD5;
+# ``--digest-algorithms SHA-256,MD5`` prefers SHA-256 for fleets that support it.
+DIGEST_ALGORITHMS = ("MD5", "SHA-256")
 
 
 class SipCore:
     def __init__(self, store: Store, media: MediaEngine, *, trace: bool = False,
-                 secret: bytes | None = None):
+                 secret: bytes | None = None, digest_algorithms: tuple[str, ...] = DIGEST_ALGORITHMS):
         self.store = store
         self.media = media
         self.endpoint = SipEndpoint(server_name=SERVER_NAME)
         self.transport: SipTransport | None = None
         self.trace = trace
-        self.auth = Authenticator(store, DigestChallenger(secret or os.urandom(32)))
+        self.auth = Authenticator(store, DigestChallenger(secret or os.urandom(32), algorithms=digest_algorithms))
         self.registrar = Registrar(store, self.auth)
         self.server_name = SERVER_NAME
         self.legs: dict[tuple[str, str, str], Leg] = {}
@@ -295,10 +299,11 @@ class _Stray:
 
 async def serve(*, store_path: str, host: str = "0.0.0.0", sip_port: int = 5060,
                 rtp_ports: tuple[int, int] = (10000, 20000), trace_sip: bool = False,
-                rtp_timeout: float = 60.0, stop: asyncio.Event | None = None) -> None:
+                rtp_timeout: float = 60.0, digest_algorithms: tuple[str, ...] = DIGEST_ALGORITHMS,
+                stop: asyncio.Event | None = None) -> None:
     store = Store(store_path)
     media = MediaEngine(host, rtp_ports, rtp_timeout=rtp_timeout)
-    core = SipCore(store, media, trace=trace_sip)
+    core = SipCore(store, media, trace=trace_sip, digest_algorithms=digest_algorithms)
     await core.start(host, sip_port)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -318,7 +323,8 @@ async def serve(*, store_path: str, host: str = "0.0.0.0", sip_port: int = 5060,
 
 
 def run(*, store_path: str, host: str = "0.0.0.0", sip_port: int = 5060, rtp_ports: tuple[int, int] = (10000, 20000),
-        log_level: str = "INFO", trace_sip: bool = False, rtp_timeout: float = 60.0) -> None:
+        log_level: str = "INFO", trace_sip: bool = False, rtp_timeout: float = 60.0,
+        digest_algorithms: tuple[str, ...] = DIGEST_ALGORITHMS) -> None:
     """Run the daemon until SIGTERM/SIGINT (the ``softswitch serve`` command)."""
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -329,7 +335,7 @@ def run(*, store_path: str, host: str = "0.0.0.0", sip_port: int = 5060, rtp_por
     except ImportError:
         uvloop = None
     coro = serve(store_path=store_path, host=host, sip_port=sip_port, rtp_ports=rtp_ports,
-                 trace_sip=trace_sip, rtp_timeout=rtp_timeout)
+                 trace_sip=trace_sip, rtp_timeout=rtp_timeout, digest_algorithms=digest_algorithms)
     if uvloop is not None:
         uvloop.run(coro)
         log.info("stopped (uvloop)")
