@@ -247,7 +247,7 @@ class SipCore:
         self.respond(txn, make_response(request, 481))
 
     def _on_cancel(self, request: Request, txn: ServerTransaction, peer: Peer) -> None:
-        invite = self.endpoint.find_invite_server(request)
+        invite = self.endpoint.find_invite_server(request, peer)
         if invite is None:
             self.respond(txn, make_response(request, 481))
             return

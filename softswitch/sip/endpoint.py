@@ -157,7 +157,7 @@ class SipEndpoint:
         try:
             _stamp_via(request, peer)
             request.check()
-            key = self._server_key(request)
+            key = self._server_key(request, peer)
         except SipError as exc:
             if request.method != "ACK":
                 self._reject(request, exc, peer)
@@ -247,17 +247,27 @@ class SipEndpoint:
         """ACK for a 2xx (§13.2.2.4) and other messages outside any transaction."""
         self._outbox.append((message.serialize(), peer))
 
-    def find_invite_server(self, cancel: Request) -> InviteServerTransaction | None:
-        """§9.2: the INVITE transaction a CANCEL refers to (same branch/sent-by, method INVITE)."""
+    def find_invite_server(self, cancel: Request, peer: Peer | None = None) -> InviteServerTransaction | None:
+        """§9.2: the INVITE transaction a CANCEL refers to (same branch/sent-by, method INVITE;
+        from the same source when ``peer`` is given)."""
         try:
-            key = self._server_key(cancel, method="INVITE")
+            if peer is not None:
+                txn = self.server_txns.get(self._server_key(cancel, peer, method="INVITE"))
+            else:
+                rfc = self._rfc_key(cancel, "INVITE")
+                txn = next((t for k, t in self.server_txns.items() if k[:-1] == rfc), None)
         except SipError:
             return None
-        txn = self.server_txns.get(key)
         return txn if isinstance(txn, InviteServerTransaction) else None
 
     # ------------------------------------------------------------------ internals
-    def _server_key(self, request: Request, method: str | None = None) -> tuple:
+    def _server_key(self, request: Request, peer: Peer, method: str | None = None) -> tuple:
+        """§17.2.3 matching, plus the source address: retransmissions come from the same
+        place, while two clients (say behind different NATs) whose branches collide, or a
+        third party replaying a branch, must not share a transaction."""
+        return (*self._rfc_key(request, method), peer)
+
+    def _rfc_key(self, request: Request, method: str | None) -> tuple:
         via = request.top_via
         m = method or ("INVITE" if request.method == "ACK" else request.method)
         branch = via.branch

@@ -428,3 +428,14 @@ def test_fuzz_mutations_never_raise_or_leak() -> None:
     assert ep.client_txns == {}
     assert ep._accepted == {}
     assert ep.stats["received"] > 1500
+
+
+def test_same_branch_from_another_source_is_another_transaction() -> None:
+    """Branch collisions between clients (or a replayed branch) do not merge transactions."""
+    ep = SipEndpoint()
+    data = invite_bytes(method="OPTIONS")
+    ep.receive(data, PEER, now=0.0)
+    ep.receive(data, ("udp", "192.0.2.99", 5062), now=0.1)
+    events = [e for e in ep.events() if isinstance(e, RequestReceived)]
+    assert len(events) == 2 and events[0].transaction is not events[1].transaction
+    assert ep.stats["retransmissions_absorbed"] == 0
