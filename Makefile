@@ -6,7 +6,6 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 DB     ?= softswitch.db
-APT_PACKAGES := sip-tester ffmpeg espeak-ng
 
 .PHONY: run test venv deps system-deps bench bench-media clean
 
@@ -19,12 +18,14 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 venv: $(VENV)/.installed
 
 # Debian packages the tests and the media engine use: SIPp (sip-tester), ffmpeg (MP3 via pydub),
-# espeak-ng (prompt generation). Installed only when missing and when we are root.
+# espeak-ng and sox (prompt generation, tools/make_prompts.py). Installed only when missing
+# and when we are root.
 system-deps:
 	@missing=""; \
 	command -v sipp >/dev/null 2>&1 || missing="$$missing sip-tester"; \
 	command -v ffmpeg >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
 	command -v espeak-ng >/dev/null 2>&1 || missing="$$missing espeak-ng"; \
+	command -v sox >/dev/null 2>&1 || missing="$$missing sox"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages:$$missing"; \
