@@ -566,6 +566,33 @@ class Store:
         """Unexpired bindings, best first (highest q, then most recent)."""
         return [Binding(*row) for row in self._conn.execute(_SQL_BINDINGS, (channel_id, now))]
 
+    def all_bindings(self, now: float) -> list[Binding]:
+        """Every unexpired binding (the daemon's location service loads them at start)."""
+        return [Binding(*row) for row in self._conn.execute(
+            f"SELECT {_BINDING_COLS} FROM bindings WHERE expires_at > ? ORDER BY registered_at", (now,))]
+
+    def apply_bindings(self, saves: Sequence[Binding], removals: Sequence[tuple[int, str]],
+                       cleared: Sequence[int]) -> None:
+        """Write a batch of registrar changes in ONE transaction (the daemon's write-behind).
+
+        Order: whole channels cleared, single contacts removed, then upserts (each trimmed to
+        the channel's max_bindings as in save_binding). Bindings of channels deleted in the
+        meantime are skipped rather than failing the batch.
+        """
+        with self._write() as conn:
+            for channel_id in cleared:
+                conn.execute("DELETE FROM bindings WHERE channel_id = ?", (channel_id,))
+            conn.executemany("DELETE FROM bindings WHERE channel_id = ? AND contact = ?", removals)
+            existing = {row[0] for row in conn.execute("SELECT id FROM channels")} if saves else set()
+            for b in saves:
+                if b.channel_id not in existing:
+                    continue
+                conn.execute(_SQL_UPSERT_BINDING, (
+                    b.channel_id, b.contact, b.expires_at, b.source, b.user_agent,
+                    b.call_id, b.cseq, b.q, b.instance, b.registered_at,
+                ))
+                conn.execute(_SQL_TRIM_BINDINGS, (b.channel_id, b.contact))
+
     def purge_expired_bindings(self, now: float) -> int:
         with self._write() as conn:
             return conn.execute("DELETE FROM bindings WHERE expires_at <= ?", (now,)).rowcount

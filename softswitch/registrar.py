@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Protocol
 
 from config.models import Account, Binding, Channel
 
 from .auth import Authenticator
+from .location import Directory, Location
 from .sip.errors import SipError
 from .sip.message import Request
 from .sip.transaction import Peer
@@ -36,18 +36,15 @@ class Reply:
     headers: tuple[tuple[str, str], ...] = ()
 
 
-class RegistrarStore(Protocol):
-    def account_by_domain(self, domain: str) -> Account | None: ...
-    def save_binding(self, binding: Binding) -> None: ...
-    def remove_binding(self, channel_id: int, contact: str) -> None: ...
-    def remove_all_bindings(self, channel_id: int) -> None: ...
-    def bindings(self, channel_id: int, now: float) -> list[Binding]: ...
-
-
 class Registrar:
-    def __init__(self, store: RegistrarStore, auth: Authenticator, *, min_expires: int = MIN_EXPIRES,
-                 max_expires: int = MAX_EXPIRES, default_expires: int = DEFAULT_EXPIRES):
-        self.store = store
+    """REGISTER processing over the in-memory ``Location`` (persisted write-behind) and
+    the cached ``Directory`` of accounts and channels."""
+
+    def __init__(self, directory: Directory, location: Location, auth: Authenticator, *,
+                 min_expires: int = MIN_EXPIRES, max_expires: int = MAX_EXPIRES,
+                 default_expires: int = DEFAULT_EXPIRES):
+        self.directory = directory
+        self.location = location
         self.auth = auth
         self.min_expires = min_expires
         self.max_expires = max_expires
@@ -62,7 +59,7 @@ class Registrar:
         # The AOR (To) names the account's domain; phones configured with the server's
         # address as registrar put that address in the Request-URI (§10.2).
         domain = to.host
-        account = self.store.account_by_domain(domain) or self.store.account_by_domain(request.uri.host)
+        account = self.directory.account_by_domain(domain) or self.directory.account_by_domain(request.uri.host)
         if account is None:
             return Reply(404, f"Not Found (unknown domain {domain[:64]})")
         result = self.auth.authenticate(request, account, now)
@@ -84,7 +81,7 @@ class Registrar:
             # §10.3 step 6: "*" only alone and only with Expires: 0
             if len(contacts) != 1 or header_expires != 0:
                 return Reply(400, "Bad Request (Contact: * needs Expires: 0 and no other contacts)")
-            self.store.remove_all_bindings(channel.id)
+            self.location.remove_all(channel.id)
             log.info("channel %s unregistered all contacts", channel.username)
             return self._ok(channel, wall)
         if len(contacts) > MAX_CONTACTS_PER_REQUEST:
@@ -103,7 +100,7 @@ class Registrar:
                 expires = self.default_expires
             uri = str(contact.uri)
             if expires == 0:
-                self.store.remove_binding(channel.id, uri)
+                self.location.remove(channel.id, uri)
                 continue
             if expires < self.min_expires:
                 return Reply(423, None, (("Min-Expires", str(self.min_expires)),))
@@ -113,16 +110,16 @@ class Registrar:
                 q = float(q_raw) if q_raw else 1.0
             except ValueError:
                 return Reply(400, "Bad Request (bad q parameter)")
-            self.store.save_binding(Binding(
+            self.location.save(Binding(
                 channel_id=channel.id, contact=uri, expires_at=wall + expires, source=source,
                 user_agent=user_agent, call_id=request.call_id, cseq=request.cseq.seq, q=q,
                 instance=(contact.params.get("+sip.instance") or "").strip('"'), registered_at=wall,
-            ))
+            ), channel.max_bindings)
         return self._ok(channel, wall)
 
     def _ok(self, channel: Channel, wall: float) -> Reply:
         headers = [("Contact", f"<{b.contact}>;expires={max(0, int(b.expires_at - wall))}")
-                   for b in self.store.bindings(channel.id, wall)]
+                   for b in self.location.bindings(channel.id, wall)]
         headers.append(("Date", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(wall))))
         return Reply(200, "OK", tuple(headers))
 

@@ -46,7 +46,7 @@ def route_invite(core: "SipCore", request: "Request", peer: "Peer", now: float) 
     # Request-URI); fall back to the Request-URI host.
     from_uri = request.from_.uri
     domain = from_uri.host if from_uri.is_sip else request.uri.host
-    account = store.account_by_domain(domain) or store.account_by_domain(request.uri.host)
+    account = core.directory.account_by_domain(domain) or core.directory.account_by_domain(request.uri.host)
     if account is None:
         return Refusal(404, f"Not Found (unknown domain {domain[:64]})")
     auth = core.auth.authenticate(request, account, now)
@@ -75,7 +75,7 @@ def route_invite(core: "SipCore", request: "Request", peer: "Peer", now: float) 
     targets: list[Target] = []
     wall = time.time()
     for ch in store.channels_of_user(callee.id):
-        for binding in store.bindings(ch.id, wall):
+        for binding in core.location.bindings(ch.id, wall):
             targets.append(Target(binding.contact, peer_of_binding(binding), ch.username))
     if not targets:
         return Refusal(480, f"Temporarily Unavailable ({callee.extension} has no registered device)")

@@ -20,6 +20,7 @@ from media.engine import Endpoint, MediaEngine
 
 from .auth import Authenticator
 from .b2bua import Call
+from .location import FLUSH_INTERVAL, Directory, Location
 from .registrar import Registrar
 from .routing import Refusal, route_invite
 from .session import ALLOW, Leg, UasLeg
@@ -51,8 +52,10 @@ class SipCore:
         self.endpoint = SipEndpoint(server_name=SERVER_NAME)
         self.transport: SipTransport | None = None
         self.trace = trace
-        self.auth = Authenticator(store, DigestChallenger(secret or os.urandom(32), algorithms=digest_algorithms))
-        self.registrar = Registrar(store, self.auth)
+        self.directory = Directory(store)
+        self.location = Location(store)
+        self.auth = Authenticator(self.directory, DigestChallenger(secret or os.urandom(32), algorithms=digest_algorithms))
+        self.registrar = Registrar(self.directory, self.location, self.auth)
         self.server_name = SERVER_NAME
         self.legs: dict[tuple[str, str, str], Leg] = {}
         self.calls: set[Call] = set()
@@ -74,7 +77,10 @@ class SipCore:
         await self.transport.listen(host, port)
         await self.media.start()
         self.store.clear_live_calls()
+        loaded = self.location.load(time.time())
+        log.info("location service: %d registered contact(s) loaded", loaded)
         self.spawn(self._housekeeping())
+        self.spawn(self._persist_bindings())
 
     async def shutdown(self) -> None:
         """End every call with BYE (CANCEL/503 while ringing), then close."""
@@ -93,6 +99,7 @@ class SipCore:
         await self.media.close()
         if self.transport:
             await self.transport.close()
+        self.location.flush()
         self.store.clear_live_calls()
 
     # ------------------------------------------------------------------ services for legs/calls
@@ -189,11 +196,18 @@ class SipCore:
         while True:
             await asyncio.sleep(BINDING_PURGE_INTERVAL)
             try:
-                purged = self.store.purge_expired_bindings(time.time())
+                now = time.time()
+                purged = self.location.purge_expired(now) + self.store.purge_expired_bindings(now)
                 if purged:
                     log.info("purged %d expired binding(s)", purged)
             except Exception:
                 log.exception("binding purge failed")
+
+    async def _persist_bindings(self) -> None:
+        """Write-behind of the location service: one transaction per interval."""
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL)
+            self.location.flush()
 
     # ------------------------------------------------------------------ dispatch
     def dispatch(self, event: object) -> None:

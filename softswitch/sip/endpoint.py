@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Union
 
 from .errors import BadExtension, ParseError, SipError
+from .headers import Via, split_list
 from .message import Request, Response, make_response, parse_message
 from .transaction import (
     AckMissing, ClientTransaction, InviteClientTransaction, InviteServerTransaction,
@@ -154,12 +155,18 @@ class SipEndpoint:
         self._touch(txn)
 
     def _receive_request(self, request: Request, peer: Peer, now: float) -> None:
+        if request.method != "ACK" and self._absorb_retransmission(request, peer, now):
+            return
         try:
-            _stamp_via(request, peer)
             request.check()
+            _stamp_via(request, peer)
             key = self._server_key(request, peer)
         except SipError as exc:
             if request.method != "ACK":
+                try:
+                    _stamp_via(request, peer)  # so the error response carries received/rport
+                except SipError:
+                    pass
                 self._reject(request, exc, peer)
             else:  # §17: an ACK is never answered
                 self._events.append(MessageRejected(str(exc), 0, peer))
@@ -200,6 +207,25 @@ class SipEndpoint:
         txn.on_sent = self._server_sent
         self.server_txns[key] = txn
         self._events.append(RequestReceived(request, txn, peer))
+
+    def _absorb_retransmission(self, request: Request, peer: Peer, now: float) -> bool:
+        """Cheap path for a retransmitted request (§17.2.3): with an RFC 3261 branch only the
+        top Via and the method identify the transaction, so a retransmission is answered
+        without validating the whole message again — under overload, retransmissions are
+        most of the traffic and must not cost a full parse."""
+        try:
+            branch = request.top_via.branch
+            if not branch or not branch.startswith(MAGIC_COOKIE) or len(branch) == len(MAGIC_COOKIE):
+                return False
+            txn = self.server_txns.get(self._server_key(request, peer))
+        except SipError:
+            return False
+        if txn is None:
+            return False
+        self.stats["retransmissions_absorbed"] += 1
+        txn.request_received(request, now)  # type: ignore[attr-defined]
+        self._touch(txn)
+        return True
 
     def _reject(self, request: Request, exc: SipError, peer: Peer) -> None:
         """Answer a request we cannot process, statelessly (§8.2; RFC 4475 §3.1.2, §3.3)."""
@@ -327,19 +353,17 @@ def _stamp_via(request: Request, peer: Peer) -> None:
         changed = True
     if not changed:
         return
-    from .headers import Via
-
-    new_top = str(Via(via.transport, via.host, via.port, params, via.protocol))
+    stamped = Via(via.transport, via.host, via.port, params, via.protocol)
+    new_top = str(stamped)
     items = request.headers._items
     for i, (name, value) in enumerate(items):
         if name == "Via":
-            from .headers import split_list
-
-            values = split_list(value)
-            values[0] = new_top
-            items[i] = (name, ", ".join(values))
+            # only the first value of the first Via field changes; split just that one
+            rest = split_list(value)[1:] if "," in value else []
+            items[i] = (name, ", ".join([new_top, *rest]))
             break
-    request.invalidate()
+    # keep the parsed view in step instead of re-parsing every Via
+    request._cache["vias"] = [stamped, *request.vias[1:]]
 
 
 def _option_tags(request: Request, name: str) -> list[str]:

@@ -65,7 +65,7 @@ def format_params(params: dict[str, str | None]) -> str:
 
 def _split_unquoted(text: str, sep: str) -> list[str]:
     """Split on ``sep`` outside double quotes (with backslash escapes) and outside <...>."""
-    if '"' not in text and "<" not in text:
+    if '"' not in text and ("<" not in text or sep not in text):
         return text.split(sep)
     parts, start, quoted, angle, i = [], 0, False, 0, 0
     n = len(text)
@@ -264,6 +264,8 @@ class NameAddr:
 
 
 def _find_unquoted(text: str, ch: str) -> int:
+    if '"' not in text:
+        return text.find(ch)
     quoted = False
     i = 0
     while i < len(text):

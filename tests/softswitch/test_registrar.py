@@ -1,10 +1,13 @@
 """Registrar logic (RFC 3261 §10.3) on a real store in a temporary file, no network."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from config.store import Store
 from softswitch.auth import Authenticator
+from softswitch.location import Directory, Location
 from softswitch.registrar import Registrar, peer_of_binding
 from softswitch.sip.digest import DigestChallenger, build_authorization, parse_challenge
 from softswitch.sip.message import Request
@@ -25,7 +28,15 @@ def store(tmp_path):
 
 @pytest.fixture()
 def registrar(store):
-    return Registrar(store, Authenticator(store, DigestChallenger(b"k" * 32)))
+    directory = Directory(store)
+    return Registrar(directory, Location(store), Authenticator(directory, DigestChallenger(b"k" * 32)))
+
+
+def persisted(registrar, store, channel="acme-201"):
+    """Flush the write-behind and read the channel's bindings back from SQLite."""
+    registrar.location.flush()
+    ch = store.channel_by_username(store.account("acme").id, channel)
+    return store.bindings(ch.id, WALL)
 
 
 def register(user="acme-201", *, contact="<sip:acme-201@192.168.1.10:5062>", expires="3600",
@@ -72,8 +83,7 @@ def test_register_stores_binding_with_source_and_user_agent(registrar, store):
     assert reply.status == 200
     contacts = [v for n, v in reply.headers if n == "Contact"]
     assert contacts == ["<sip:acme-201@192.168.1.10:5062>;expires=3600"]
-    [status] = [s for s in store.list_channels("acme") if s.channel.username == "acme-201"]
-    [binding] = status.bindings if status.bindings else store.bindings(status.channel.id, WALL)
+    [binding] = persisted(registrar, store)
     assert binding.source == "udp:198.51.100.7:40000"
     assert peer_of_binding(binding) == PEER
     assert binding.user_agent.startswith("Yealink")
@@ -116,15 +126,14 @@ def test_expiry_is_capped(registrar):
 def test_new_device_replaces_the_old_binding(registrar, store):
     assert authed(registrar).status == 200
     assert authed(registrar, contact="<sip:acme-201@10.9.9.9:5060>", call_id="other-device").status == 200
-    channel = store.channel_by_username(store.account("acme").id, "acme-201")
-    assert [b.contact for b in store.bindings(channel.id, WALL)] == ["sip:acme-201@10.9.9.9:5060"]
+    assert [b.contact for b in persisted(registrar, store)] == ["sip:acme-201@10.9.9.9:5060"]
 
 
 def test_wildcard_with_expires_zero_removes_all(registrar, store):
     assert authed(registrar).status == 200
+    assert persisted(registrar, store) != []
     assert authed(registrar, contact="*", expires="0", cseq=2).status == 200
-    channel = store.channel_by_username(store.account("acme").id, "acme-201")
-    assert store.bindings(channel.id, WALL) == []
+    assert persisted(registrar, store) == []
 
 
 def test_wildcard_without_expires_zero_is_400(registrar):
@@ -140,9 +149,9 @@ def test_query_without_contact_lists_bindings(registrar):
 
 def test_contact_expires_zero_removes_that_binding(registrar, store):
     assert authed(registrar).status == 200
+    assert persisted(registrar, store) != []
     assert authed(registrar, contact="<sip:acme-201@192.168.1.10:5062>;expires=0", cseq=4).status == 200
-    channel = store.channel_by_username(store.account("acme").id, "acme-201")
-    assert store.bindings(channel.id, WALL) == []
+    assert persisted(registrar, store) == []
 
 
 def test_non_sip_aor_is_400(registrar):
@@ -154,3 +163,28 @@ def test_non_sip_aor_is_400(registrar):
 
 def test_server_address_in_request_uri_is_accepted(registrar):
     assert authed(registrar, ruri="sip:127.0.0.1:5060").status == 200
+
+
+def test_write_behind_batches_and_restart_reload(registrar, store):
+    """Bindings reach SQLite only on flush (one transaction) and a new Location loads them."""
+    assert authed(registrar).status == 200
+    ch = store.channel_by_username(store.account("acme").id, "acme-201")
+    assert store.bindings(ch.id, WALL) == []  # not yet written
+    assert registrar.location.dirty
+    registrar.location.flush()
+    assert not registrar.location.dirty
+    reloaded = Location(store)
+    assert reloaded.load(WALL) == 1
+    assert [b.contact for b in reloaded.bindings(ch.id, WALL)] == ["sip:acme-201@192.168.1.10:5062"]
+
+
+def test_directory_sees_cli_changes_from_another_connection(tmp_path):
+    path = tmp_path / "dir.db"
+    daemon_side, cli_side = Store(path), Store(path)
+    directory = Directory(daemon_side)
+    assert directory.account_by_domain("late.test") is None  # cached as unknown
+    cli_side.add_account("late", "late.test", 3)
+    time.sleep(0.01)  # the directory checks PRAGMA data_version at most every 5 ms
+    assert directory.account_by_domain("late.test") is not None  # data_version moved
+    daemon_side.close()
+    cli_side.close()

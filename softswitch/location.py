@@ -1,0 +1,154 @@
+"""Location service: the registered contacts of every channel, in memory (RFC 3261 §10.3).
+
+The daemon keeps bindings in memory — a REGISTER refresh then costs no disk write on the
+request's path — and persists changes write-behind: at most every ``FLUSH_INTERVAL``
+seconds, one SQLite transaction with everything that changed (and at shutdown). A crash
+loses at most that interval of refreshes; the phones' next REGISTER repairs it. At start
+the bindings are loaded from the store, so a restart keeps registrations.
+
+Also here: ``Directory``, a cache of accounts and channels (the two lookups of every
+REGISTER and INVITE), dropped whenever another process — the CLI — commits a write
+(``PRAGMA data_version``, checked at most every 5 ms), so CLI changes apply at once.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Protocol, Sequence
+
+from config.models import Account, Binding, Channel
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL = 0.25  # seconds between write-behind transactions
+MAX_CACHED = 200_000  # accounts + channels held by the directory cache
+VERSION_CHECK_INTERVAL = 0.005  # s: PRAGMA data_version at most this often (once per burst)
+
+
+class BindingStore(Protocol):
+    def all_bindings(self, now: float) -> list[Binding]: ...
+    def apply_bindings(self, saves: Sequence[Binding], removals: Sequence[tuple[int, str]],
+                       cleared: Sequence[int]) -> None: ...
+    def channel_by_id(self, channel_id: int) -> Channel | None: ...
+
+
+class Location:
+    def __init__(self, store: BindingStore):
+        self.store = store
+        self._by_channel: dict[int, list[Binding]] = {}
+        self._saves: dict[tuple[int, str], Binding] = {}
+        self._removals: set[tuple[int, str]] = set()
+        self._cleared: set[int] = set()
+
+    def load(self, now: float) -> int:
+        self._by_channel.clear()
+        bindings = self.store.all_bindings(now)
+        for b in bindings:
+            self._by_channel.setdefault(b.channel_id, []).append(b)
+        return len(bindings)
+
+    def bindings(self, channel_id: int, now: float) -> list[Binding]:
+        """Unexpired bindings, best first (highest q, then most recent)."""
+        live = [b for b in self._by_channel.get(channel_id, ()) if b.expires_at > now]
+        live.sort(key=lambda b: (-b.q, -b.registered_at))
+        return live
+
+    def save(self, binding: Binding, max_bindings: int) -> None:
+        """Add or refresh; beyond ``max_bindings`` the oldest others go (a new device replaces the old)."""
+        current = [b for b in self._by_channel.get(binding.channel_id, ()) if b.contact != binding.contact]
+        current.sort(key=lambda b: b.registered_at, reverse=True)
+        keep, dropped = current[: max_bindings - 1], current[max_bindings - 1 :]
+        self._by_channel[binding.channel_id] = [binding, *keep]
+        for b in dropped:
+            self._removals.add((b.channel_id, b.contact))
+            self._saves.pop((b.channel_id, b.contact), None)
+        key = (binding.channel_id, binding.contact)
+        self._removals.discard(key)
+        self._saves[key] = binding
+
+    def remove(self, channel_id: int, contact: str) -> None:
+        self._by_channel[channel_id] = [b for b in self._by_channel.get(channel_id, ()) if b.contact != contact]
+        self._saves.pop((channel_id, contact), None)
+        self._removals.add((channel_id, contact))
+
+    def remove_all(self, channel_id: int) -> None:
+        for b in self._by_channel.pop(channel_id, ()):
+            self._saves.pop((channel_id, b.contact), None)
+        self._cleared.add(channel_id)
+
+    def purge_expired(self, now: float) -> int:
+        purged = 0
+        for channel_id in list(self._by_channel):
+            live = [b for b in self._by_channel[channel_id] if b.expires_at > now]
+            purged += len(self._by_channel[channel_id]) - len(live)
+            if live:
+                self._by_channel[channel_id] = live
+            else:
+                del self._by_channel[channel_id]
+        return purged
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self._saves or self._removals or self._cleared)
+
+    def flush(self) -> None:
+        """Persist everything changed since the last flush in one transaction."""
+        if not self.dirty:
+            return
+        saves, removals, cleared = list(self._saves.values()), sorted(self._removals), sorted(self._cleared)
+        self._saves, self._removals, self._cleared = {}, set(), set()
+        try:
+            self.store.apply_bindings(saves, removals, cleared)
+        except Exception:
+            # keep them for the next attempt (a locked database, a full disk)
+            log.exception("could not persist %d binding change(s); will retry", len(saves) + len(removals))
+            for b in saves:
+                self._saves.setdefault((b.channel_id, b.contact), b)
+            self._removals.update(removals)
+            self._cleared.update(cleared)
+
+
+class DirectoryStore(Protocol):
+    def data_version(self) -> int: ...
+    def account_by_domain(self, domain: str) -> Account | None: ...
+    def channel_by_username(self, account_id: int, username: str) -> Channel | None: ...
+
+
+class Directory:
+    """Accounts by domain and channels by username, cached until the database changes."""
+
+    def __init__(self, store: DirectoryStore):
+        self.store = store
+        self._version = -1
+        self._checked = 0.0
+        self._accounts: dict[str, Account | None] = {}
+        self._channels: dict[tuple[int, str], Channel | None] = {}
+
+    def _fresh(self) -> None:
+        now = time.monotonic()
+        if now - self._checked < VERSION_CHECK_INTERVAL:
+            return
+        self._checked = now
+        version = self.store.data_version()
+        if version != self._version or len(self._accounts) + len(self._channels) > MAX_CACHED:
+            self._version = version
+            self._accounts.clear()
+            self._channels.clear()
+
+    def account_by_domain(self, domain: str) -> Account | None:
+        self._fresh()
+        key = domain.lower()
+        try:
+            return self._accounts[key]
+        except KeyError:
+            account = self._accounts[key] = self.store.account_by_domain(domain)
+            return account
+
+    def channel_by_username(self, account_id: int, username: str) -> Channel | None:
+        self._fresh()
+        key = (account_id, username)
+        try:
+            return self._channels[key]
+        except KeyError:
+            channel = self._channels[key] = self.store.channel_by_username(account_id, username)
+            return channel
