@@ -663,6 +663,25 @@ class Store:
                 ),
             )
 
+    def apply_call_changes(self, live: Sequence[LiveCall], ended: Sequence[str], cdrs: Sequence[Cdr]) -> None:
+        """The daemon's write-behind for calls: live-call upserts, removals and finished CDRs
+        in ONE transaction (``Cdr.id`` is ignored; SQLite assigns it)."""
+        now = time.time()
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO live_calls (call_id, account_id, caller, callee, state, "
+                "started_at, answered_at, legs, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(c.call_id, c.account_id, c.caller, c.callee, c.state, c.started_at, c.answered_at,
+                  json.dumps(list(c.legs)), now) for c in live])
+            conn.executemany("DELETE FROM live_calls WHERE call_id = ?", [(cid,) for cid in ended])
+            conn.executemany(
+                "INSERT INTO cdrs (account_id, call_id, caller, caller_name, callee, started_at, answered_at, "
+                "ended_at, disposition, hangup_by, sip_status, answered_by) "
+                "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM accounts WHERE id = ?)",
+                [(c.account_id, c.call_id, c.caller, c.caller_name, c.callee, c.started_at, c.answered_at,
+                  c.ended_at, c.disposition, c.hangup_by, c.sip_status, c.answered_by, c.account_id)
+                 for c in cdrs])
+
     def remove_live_call(self, call_id: str) -> None:
         with self._write() as conn:
             conn.execute("DELETE FROM live_calls WHERE call_id = ?", (call_id,))

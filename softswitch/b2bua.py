@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from config.models import Account, LiveCall, User
+from config.models import Account, Cdr, LiveCall, User
 
 from .session import Leg, UacLeg, UasLeg
 from .sip.message import Request, Response
@@ -191,8 +191,7 @@ class Call:
             if ep is not None:
                 self.core.untrack_endpoint(ep)
                 await ep.close()
-        self.core.call_ended(self)
-        self._write_cdr()
+        self.core.call_ended(self, self._cdr())
 
     def _bye_reason(self) -> str | None:
         if self.hangup_by == "rtp-timeout":
@@ -201,7 +200,7 @@ class Call:
             return 'SIP;cause=503;text="Switch shutting down"'
         return None
 
-    def _write_cdr(self) -> None:
+    def _cdr(self) -> Cdr:
         if self.answered_at is not None:
             disposition = "ANSWERED"
         elif self.final_status == 487:
@@ -212,30 +211,22 @@ class Call:
             disposition = "NO ANSWER"
         else:
             disposition = "FAILED"
-        try:
-            self.core.store.add_cdr(
-                account_id=self.account.id, call_id=self.call_id, caller=self.caller.extension,
-                callee=self.callee.extension, started_at=self.started_at, answered_at=self.answered_at,
-                ended_at=time.time(), disposition=disposition, hangup_by=self.hangup_by,
-                sip_status=self.final_status, caller_name=self.caller.name,
-                answered_by=self.winner.label.rsplit("/", 1)[-1] if self.winner else "",
-            )
-        except Exception:
-            log.exception("[%s] could not write the CDR", self.call_id)
+        return Cdr(
+            id=0, account_id=self.account.id, call_id=self.call_id, caller=self.caller.extension,
+            callee=self.callee.extension, started_at=self.started_at, answered_at=self.answered_at,
+            ended_at=time.time(), disposition=disposition, hangup_by=self.hangup_by,
+            sip_status=self.final_status, caller_name=self.caller.name,
+            answered_by=self.winner.label.rsplit("/", 1)[-1] if self.winner else "",
+        )
 
     def _publish(self) -> None:
-        try:
-            if self.state == "ended":
-                self.core.store.remove_live_call(self.call_id)
-                return
-            state = "held" if self.held and self.state == "answered" else self.state
-            self.core.store.put_live_call(LiveCall(
-                call_id=self.call_id, account_id=self.account.id, caller=self.caller.extension,
-                callee=self.callee.extension, state=state, started_at=self.started_at,
-                answered_at=self.answered_at, legs=tuple(leg.label for leg in [self.uas, *self.forks]),
-            ))
-        except Exception:
-            log.exception("[%s] could not publish the live call", self.call_id)
+        """Show the call in ``softswitch calls`` (written behind, see CallJournal)."""
+        state = "held" if self.held and self.state == "answered" else self.state
+        self.core.journal.put(LiveCall(
+            call_id=self.call_id, account_id=self.account.id, caller=self.caller.extension,
+            callee=self.callee.extension, state=state, started_at=self.started_at,
+            answered_at=self.answered_at, legs=tuple(leg.label for leg in [self.uas, *self.forks]),
+        ))
 
     def hangup(self, by: str) -> None:
         """End the call from outside (shutdown, RTP timeout)."""

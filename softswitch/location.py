@@ -1,4 +1,5 @@
-"""Location service: the registered contacts of every channel, in memory (RFC 3261 §10.3).
+"""Runtime state kept in memory and written behind: registrations (the location service,
+RFC 3261 §10.3), the live-call list and CDRs; plus a cached directory of accounts/channels.
 
 The daemon keeps bindings in memory — a REGISTER refresh then costs no disk write on the
 request's path — and persists changes write-behind: at most every ``FLUSH_INTERVAL``
@@ -16,7 +17,7 @@ import logging
 import time
 from typing import Protocol, Sequence
 
-from config.models import Account, Binding, Channel
+from config.models import Account, Binding, Cdr, Channel, LiveCall
 
 log = logging.getLogger(__name__)
 
@@ -152,3 +153,46 @@ class Directory:
         except KeyError:
             channel = self._channels[key] = self.store.channel_by_username(account_id, username)
             return channel
+
+
+class CallStore(Protocol):
+    def apply_call_changes(self, live: Sequence[LiveCall], ended: Sequence[str], cdrs: Sequence[Cdr]) -> None: ...
+
+
+class CallJournal:
+    """Write-behind for the live-call list and CDRs: a call's state changes cost no commit
+    on the signalling path; ``flush()`` writes what changed in one transaction."""
+
+    def __init__(self, store: CallStore):
+        self.store = store
+        self._live: dict[str, LiveCall] = {}
+        self._ended: set[str] = set()
+        self._cdrs: list[Cdr] = []
+
+    def put(self, call: LiveCall) -> None:
+        self._live[call.call_id] = call
+        self._ended.discard(call.call_id)
+
+    def end(self, call_id: str, cdr: Cdr | None) -> None:
+        self._live.pop(call_id, None)
+        self._ended.add(call_id)
+        if cdr is not None:
+            self._cdrs.append(cdr)
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self._live or self._ended or self._cdrs)
+
+    def flush(self) -> None:
+        if not self.dirty:
+            return
+        live, ended, cdrs = list(self._live.values()), sorted(self._ended), self._cdrs
+        self._live, self._ended, self._cdrs = {}, set(), []
+        try:
+            self.store.apply_call_changes(live, ended, cdrs)
+        except Exception:
+            log.exception("could not write %d CDR(s) / live call changes; will retry", len(cdrs))
+            for c in live:
+                self._live.setdefault(c.call_id, c)
+            self._ended.update(e for e in ended if e not in self._live)
+            self._cdrs = cdrs + self._cdrs

@@ -15,12 +15,13 @@ import signal
 import time
 from typing import Any, Coroutine
 
+from config.models import Cdr
 from config.store import Store
 from media.engine import Endpoint, MediaEngine
 
 from .auth import Authenticator
 from .b2bua import Call
-from .location import FLUSH_INTERVAL, Directory, Location
+from .location import FLUSH_INTERVAL, CallJournal, Directory, Location
 from .registrar import Registrar
 from .routing import Refusal, route_invite
 from .session import ALLOW, Leg, UasLeg
@@ -54,6 +55,7 @@ class SipCore:
         self.trace = trace
         self.directory = Directory(store)
         self.location = Location(store)
+        self.journal = CallJournal(store)
         self.auth = Authenticator(self.directory, DigestChallenger(secret or os.urandom(32), algorithms=digest_algorithms))
         self.registrar = Registrar(self.directory, self.location, self.auth)
         self.server_name = SERVER_NAME
@@ -100,6 +102,7 @@ class SipCore:
         if self.transport:
             await self.transport.close()
         self.location.flush()
+        self.journal.flush()
         self.store.clear_live_calls()
 
     # ------------------------------------------------------------------ services for legs/calls
@@ -179,12 +182,9 @@ class SipCore:
     def untrack_endpoint(self, ep: Endpoint) -> None:
         self._ep_calls.pop(ep, None)
 
-    def call_ended(self, call: Call) -> None:
+    def call_ended(self, call: Call, cdr: Cdr) -> None:
         self.calls.discard(call)
-        try:
-            self.store.remove_live_call(call.call_id)
-        except Exception:
-            log.exception("could not remove live call %s", call.call_id)
+        self.journal.end(call.call_id, cdr)
 
     def _on_rtp_timeout(self, ep: Endpoint) -> None:
         call = self._ep_calls.get(ep)
@@ -204,10 +204,11 @@ class SipCore:
                 log.exception("binding purge failed")
 
     async def _persist_bindings(self) -> None:
-        """Write-behind of the location service: one transaction per interval."""
+        """Write-behind of registrations, live calls and CDRs: a few transactions per interval."""
         while True:
             await asyncio.sleep(FLUSH_INTERVAL)
             self.location.flush()
+            self.journal.flush()
 
     # ------------------------------------------------------------------ dispatch
     def dispatch(self, event: object) -> None:

@@ -464,3 +464,33 @@ def test_trivial_pins() -> None:
         assert is_trivial_pin(pin), pin
     for pin in ("4821", "5832", "90817", "1243"):
         assert not is_trivial_pin(pin), pin
+
+
+def test_apply_bindings_is_one_batch_with_trimming(store: Store, acme) -> None:
+    from config.models import Binding
+
+    ch = store.add_channel("acme", "acme-201", "pw-201-long")
+    other = store.add_channel("acme", "acme-202", "pw-202-long")
+    b1 = Binding(ch.id, "sip:a@10.0.0.1", 2e9, "udp:1.2.3.4:5060", registered_at=1.0)
+    b2 = Binding(ch.id, "sip:a@10.0.0.2", 2e9, "udp:1.2.3.4:5061", registered_at=2.0)
+    b3 = Binding(other.id, "sip:b@10.0.0.3", 2e9, "udp:1.2.3.4:5062", registered_at=3.0)
+    ghost = Binding(999_999, "sip:ghost@10.0.0.9", 2e9, "udp:1.2.3.4:5063", registered_at=4.0)
+    store.apply_bindings([b1, b2, b3, ghost], [], [])
+    # max_bindings = 1: the newer device replaced the older; unknown channels are skipped
+    assert [b.contact for b in store.bindings(ch.id, 0)] == ["sip:a@10.0.0.2"]
+    assert [b.contact for b in store.all_bindings(0)] == ["sip:a@10.0.0.2", "sip:b@10.0.0.3"]
+    store.apply_bindings([], [(other.id, "sip:b@10.0.0.3")], [ch.id])
+    assert store.all_bindings(0) == []
+
+
+def test_apply_call_changes_writes_live_calls_and_cdrs_together(store: Store, acme) -> None:
+    from config.models import Cdr, LiveCall
+
+    live = LiveCall("c1", acme.id, "201", "202", "ringing", 10.0)
+    store.apply_call_changes([live], [], [])
+    assert [c.call_id for c in store.list_live_calls()] == ["c1"]
+    cdr = Cdr(0, acme.id, "c1", "201", "202", 10.0, 11.0, 20.0, "ANSWERED", "caller", 200)
+    store.apply_call_changes([], ["c1"], [cdr, Cdr(0, 424242, "c2", "1", "2", 0, None, 1, "FAILED")])
+    assert store.list_live_calls() == []
+    [row] = store.list_cdrs("acme")
+    assert (row.call_id, row.disposition, row.billsec) == ("c1", "ANSWERED", 9.0)

@@ -33,6 +33,17 @@ def talk(lab, a, b, tmp_path: Path, tag: str, seconds_ms: int = 1500) -> None:
     assert_tone(b.stop_recording(), ALICE_HZ)
 
 
+def cli_json(switch, lab, *args: str, until=lambda rows: True, timeout: float = 3.0):
+    """``softswitch ARGS --json``, re-read until ``until(rows)`` holds: the daemon writes live
+    calls and CDRs behind (every 0.25 s), not on the signalling path."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = json.loads(switch.cli(*args, "--json").stdout)
+        if until(rows) or time.monotonic() > deadline:
+            return rows
+        lab.pump(100)
+
+
 def connect(switch, lab, caller_phone, callee_phone, number: str):
     call = caller_phone.dial(number)
     incoming = callee_phone.wait_incoming(5)
@@ -63,16 +74,15 @@ def test_call_between_extensions_with_two_way_audio_live_list_and_cdr(daemon, ph
     incoming.wait_media(5)
     call.wait_media(5)
 
-    live = json.loads(switch.cli("calls", "--json").stdout)
+    live = cli_json(switch, phone_lab, "calls", until=lambda rows: rows and rows[0]["state"] == "answered")
     assert [(c["caller"], c["callee"], c["state"]) for c in live] == [("201", "202", "answered")]
 
     talk(phone_lab, call, incoming, tmp_path, "talk")
 
     call.hangup()
     incoming.wait_state("DISCONNECTED", 5)  # the BYE reached Bob through the switch
-    phone_lab.pump(300)
-    assert json.loads(switch.cli("calls", "--json").stdout) == []
-    [cdr] = json.loads(switch.cli("cdr", "acme", "--json").stdout)
+    assert cli_json(switch, phone_lab, "calls", until=lambda rows: rows == []) == []
+    [cdr] = cli_json(switch, phone_lab, "cdr", "acme", until=bool)
     assert (cdr["caller"], cdr["callee"], cdr["disposition"], cdr["hangup_by"]) == ("201", "202", "ANSWERED", "caller")
 
 
@@ -86,7 +96,7 @@ def test_hold_and_resume_are_renegotiated_on_the_other_leg(daemon, phone_lab, tm
     call.hold()
     call.wait_media_dir("sendonly", 5)
     incoming.wait_media_dir("recvonly", 5)  # the re-INVITE reached Bob as a hold
-    held = json.loads(switch.cli("calls", "--json").stdout)
+    held = cli_json(switch, phone_lab, "calls", until=lambda rows: rows and rows[0]["state"] == "held")
     assert held[0]["state"] == "held"
 
     call.unhold()
@@ -96,8 +106,7 @@ def test_hold_and_resume_are_renegotiated_on_the_other_leg(daemon, phone_lab, tm
 
     incoming.hangup()  # the callee ends this one
     call.wait_state("DISCONNECTED", 5)
-    phone_lab.pump(300)
-    [cdr] = json.loads(switch.cli("cdr", "acme", "--json").stdout)
+    [cdr] = cli_json(switch, phone_lab, "cdr", "acme", until=bool)
     assert cdr["hangup_by"] == "callee"
 
 
@@ -125,8 +134,7 @@ def test_refusals_carry_the_right_status(daemon, phone_lab):
     cancelled.wait_state("EARLY", 5)
     cancelled.hangup()  # CANCEL
     ringing.wait_state("DISCONNECTED", 5)
-    phone_lab.pump(300)
-    dispositions = [c["disposition"] for c in json.loads(switch.cli("cdr", "acme", "--json").stdout)]
+    dispositions = [c["disposition"] for c in cli_json(switch, phone_lab, "cdr", "acme", until=lambda r: len(r) >= 2)]
     assert sorted(dispositions) == ["BUSY", "CANCELLED"]
 
 
@@ -159,8 +167,7 @@ def test_parallel_ring_first_answer_wins_and_others_stop(daemon, phone_lab, tmp_
     talk(phone_lab, call, ring2, tmp_path, "fork")
     call.hangup()
     ring2.wait_state("DISCONNECTED", 5)
-    phone_lab.pump(300)
-    [cdr] = json.loads(switch.cli("cdr", "acme", "--json").stdout)
+    [cdr] = cli_json(switch, phone_lab, "cdr", "acme", until=bool)
     assert cdr["answered_by"] == "acme-203"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import pytest
 
@@ -21,6 +22,7 @@ def test_sipp_registers_with_digest(daemon, tmp_path, transport):
     sipp = Sipp("register_auth.xml", tmp_path, f"{HOST}:{switch.sip_port}", inf=inf,
                 keys={"expires": "300"}, timeout_s=10, recv_timeout_ms=5000, extra=extra)
     assert sipp.run() == 0, sipp.report()
+    time.sleep(0.5)  # registrations are persisted behind (every 0.25 s); the CLI reads SQLite
     rows = {r["channel"]: r for r in json.loads(switch.cli("channel", "list", "acme", "--json").stdout)}
     assert rows["acme-201"]["registered"] is True
     assert rows["acme-201"]["wan"].startswith(f"{transport}:{HOST}:")
@@ -47,7 +49,10 @@ def test_sipp_call_with_rtp_reaches_a_pjsua2_phone(daemon, phone_lab, tmp_path):
         sipp.stop()
     # the pcap is G.711 A-law speech: what Bob received through the relay is not silence
     assert rms_level(recorded) > 300
-    [cdr] = json.loads(switch.cli("cdr", "acme", "--json").stdout)
+    deadline = time.monotonic() + 3  # CDRs are written behind (every 0.25 s)
+    while not (rows := json.loads(switch.cli("cdr", "acme", "--json").stdout)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [cdr] = rows
     assert (cdr["caller"], cdr["callee"], cdr["disposition"]) == ("201", "202", "ANSWERED")
 
 
