@@ -361,6 +361,9 @@ def _stamp_via(request: Request, peer: Peer) -> None:
             # only the first value of the first Via field changes; split just that one
             rest = split_list(value)[1:] if "," in value else []
             items[i] = (name, ", ".join([new_top, *rest]))
+            index = request.headers._index
+            if index is not None:  # keep the lookup index in step (the first Via field moved)
+                index["Via"][0] = items[i][1]
             break
     # keep the parsed view in step instead of re-parsing every Via
     request._cache["vias"] = [stamped, *request.vias[1:]]

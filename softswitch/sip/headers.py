@@ -118,6 +118,13 @@ class Via:
     def parse(cls, text: str) -> "Via":
         # sent-protocol = protocol-name SLASH protocol-version SLASH transport, where
         # SLASH = SWS "/" SWS (§25.1): LWS around the slashes is legal (RFC 4475 §3.1.1.1).
+        fast = _VIA_FAST.fullmatch(text)
+        if fast is not None:  # the everyday shape: "SIP/2.0/UDP host:port;params"
+            transport, host, port, params_text = fast.groups()
+            if port is not None and int(port) > 65535:
+                raise ParseError(f"bad sent-by port {port}")
+            return cls(transport=transport.upper(), host=host, port=int(port) if port else None,
+                       params=parse_params(params_text[1:]) if params_text else {})
         m = _VIA_RE.match(text)
         if not m:
             raise ParseError(f"bad Via {text[:80]!r}")
@@ -128,6 +135,8 @@ class Via:
                    protocol=f"{name}/{version}")
 
 
+_VIA_FAST = re.compile(r"SIP/2\.0/([A-Za-z]+) ([A-Za-z0-9][A-Za-z0-9.\-]*|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?"
+                       r"((?:;[A-Za-z0-9\-.!%*_+`'~]+(?:=[A-Za-z0-9\-.!%*_+`'~:\[\]]+)?)*)")
 _VIA_RE = re.compile(r"^\s*([!-~]+?)\s*/\s*([!-~]+?)\s*/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s+(\S.*)$", re.S)
 
 

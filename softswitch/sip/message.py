@@ -49,12 +49,33 @@ REASON_PHRASES = {
 
 
 class Headers:
-    """Ordered header fields; names canonicalised, lookups case-insensitive."""
+    """Ordered header fields; names canonicalised, lookups case-insensitive.
 
-    __slots__ = ("_items",)
+    Lookups go through an index built on first use (a request is read a dozen times and
+    written rarely); every mutation drops it. Code that edits ``_items`` directly must
+    call ``touched()``.
+    """
+
+    __slots__ = ("_items", "_index")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()):
         self._items: list[tuple[str, str]] = [(canonical_name(n), v) for n, v in items]
+        self._index: dict[str, list[str]] | None = None
+
+    def touched(self) -> None:
+        self._index = None
+
+    def _idx(self) -> dict[str, list[str]]:
+        index = self._index
+        if index is None:
+            index = {}
+            for n, v in self._items:
+                try:
+                    index[n].append(v)
+                except KeyError:
+                    index[n] = [v]
+            self._index = index
+        return index
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._items)
@@ -63,36 +84,33 @@ class Headers:
         return len(self._items)
 
     def __contains__(self, name: str) -> bool:
-        key = canonical_name(name)
-        return any(n == key for n, _ in self._items)
+        return canonical_name(name) in self._idx()
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first field's raw value."""
-        key = canonical_name(name)
-        for n, v in self._items:
-            if n == key:
-                return v
-        return default
+        values = self._idx().get(canonical_name(name))
+        return values[0] if values else default
 
     def fields(self, name: str) -> list[str]:
         """Raw values of every field with this name, in order, not split on commas."""
-        key = canonical_name(name)
-        return [v for n, v in self._items if n == key]
+        return list(self._idx().get(canonical_name(name), ()))
 
     def values(self, name: str) -> list[str]:
         """Every value, list headers split on commas (§7.3.1)."""
         key = canonical_name(name)
-        raw = [v for n, v in self._items if n == key]
+        raw = self._idx().get(key, ())
         if key.lower() in LIST_HEADERS:
             return [item for field in raw for item in split_list(field)]
-        return raw
+        return list(raw)
 
     def add(self, name: str, value: str) -> None:
         self._items.append((canonical_name(name), value))
+        self._index = None
 
     def prepend(self, name: str, value: str) -> None:
         """Insert before the first field of that name (a new top Via), or at the top."""
         name = canonical_name(name)
+        self._index = None
         for i, (n, _) in enumerate(self._items):
             if n == name:
                 self._items.insert(i, (name, value))
@@ -114,6 +132,7 @@ class Headers:
         if not placed:
             out.append((name, value))  # type: ignore[arg-type]
         self._items = out
+        self._index = None
 
     def remove(self, name: str) -> None:
         self.set(name, None)

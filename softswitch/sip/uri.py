@@ -21,6 +21,11 @@ TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 _HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9\-.]*[A-Za-z0-9])?\.?)$")
 _PORT_RE = re.compile(r"^[0-9]{1,5}$")
 SIP_SCHEMES = ("sip", "sips")
+# Parsed values are immutable, so equal texts can share one object. Bounded: a peer
+# controls the texts; the cache is simply emptied when full.
+PARSE_CACHE_SIZE = 4096
+_URI_CACHE: dict[str, "Uri"] = {}
+_NAME_ADDR_CACHE: dict[str, "NameAddr"] = {}
 # sip:user:pw@host:port;params?headers where every part is made of plain characters
 _FAST_SIP_URI = re.compile(
     r"(?i:(sips?)):(?:([A-Za-z0-9\-_.!~*'()&=+$,;?/:%]+)@)?"
@@ -141,7 +146,22 @@ class Uri:
 
     @classmethod
     def parse(cls, text: str) -> "Uri":
-        """Parse an absolute URI; SIP/SIPS fully, others opaquely. Raises ParseError."""
+        """Parse an absolute URI; SIP/SIPS fully, others opaquely. Raises ParseError.
+
+        Results are cached by text (bounded): Uri is immutable and a registering phone
+        sends the same Request-URI, To and Contact again and again."""
+        try:
+            return _URI_CACHE[text]
+        except KeyError:
+            pass
+        uri = cls._parse(text)
+        if len(_URI_CACHE) >= PARSE_CACHE_SIZE:
+            _URI_CACHE.clear()
+        _URI_CACHE[text] = uri
+        return uri
+
+    @classmethod
+    def _parse(cls, text: str) -> "Uri":
         m = _FAST_SIP_URI.fullmatch(text)
         if m is not None:
             # Fast path for the common shape; anything unusual takes the detailed parser,
@@ -235,6 +255,19 @@ class NameAddr:
 
     @classmethod
     def parse(cls, text: str) -> "NameAddr":
+        """Parse a name-addr/addr-spec with parameters; cached by text like ``Uri.parse``."""
+        try:
+            return _NAME_ADDR_CACHE[text]
+        except KeyError:
+            pass
+        value = cls._parse(text)
+        if len(_NAME_ADDR_CACHE) >= PARSE_CACHE_SIZE:
+            _NAME_ADDR_CACHE.clear()
+        _NAME_ADDR_CACHE[text] = value
+        return value
+
+    @classmethod
+    def _parse(cls, text: str) -> "NameAddr":
         text = text.strip()
         if text == "*":
             return cls(uri=Uri(scheme="*"), wildcard=True)
