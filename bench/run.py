@@ -249,8 +249,11 @@ class Softswitch(Server):
         subprocess.run([*cli, "import", "bench", str(users)], check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
 
     def command(self) -> list[str]:
-        return [PYTHON, str(Path(__file__).resolve()), "_serve", "--db", str(self.db), "serve", "--host", HOST,
-                "--sip-port", str(SERVER_PORT), "--rtp-ports", RTP_RANGE, "--log-level", "WARNING"]
+        # SIPp 3.6.1 answers only the first challenge and knows only MD5 (MD5 is also what
+        # Kamailio offers): same algorithm for both servers.
+        return [PYTHON, "-m", "softswitch", "--db", str(self.db), "serve", "--host", HOST,
+                "--sip-port", str(SERVER_PORT), "--rtp-ports", RTP_RANGE, "--log-level", "WARNING",
+                "--digest-algorithms", "MD5"]
 
 
 class Kamailio(Server):
@@ -870,26 +873,7 @@ def in_private_netns(argv: list[str]) -> None:
     sys.exit(rc)
 
 
-def serve_main(argv: list[str]) -> None:
-    """``run.py _serve ARGS``: the softswitch CLI, offering only MD5 digest challenges.
-
-    SIPp 3.6.1 answers the first WWW-Authenticate it sees and knows only MD5, while the
-    daemon offers SHA-256 first (RFC 8760 §2.4); without this SIPp aborts with
-    "authentication must use MD5 or AKAv1-MD5". Kamailio offers MD5 only, too.
-    """
-    import functools
-    sys.path.insert(0, str(ROOT))
-    import softswitch.server as server_module
-    from softswitch.sip.digest import DigestChallenger
-    server_module.DigestChallenger = functools.partial(DigestChallenger, algorithms=("MD5",))  # type: ignore
-    from cli import main as cli_main
-    cli_main(argv, prog_name="softswitch")
-
-
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "_serve":
-        serve_main(sys.argv[2:])
-        return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short ladders (a smoke test, ~2 min)")
     ap.add_argument("--write-docs", action="store_true", help=f"update the '{DOCS_SECTION}' section of {DOCS}")
