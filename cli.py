@@ -488,12 +488,15 @@ def _parse_algorithms(ctx: click.Context, param: click.Parameter, value: str) ->
 @click.option("--rtp-timeout", default=DEFAULT_RTP_TIMEOUT_S, show_default=True,
               type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Hang up a call after this long without RTP.")
+@click.option("--log-format", default="text", show_default=True, type=click.Choice(["text", "json"]),
+              help="Log lines as text or as one JSON object per line.")
 @click.option("--digest-algorithms", default="MD5,SHA-256", show_default=True, callback=_parse_algorithms,
               metavar="LIST", help="Digest challenges offered, most preferred first (RFC 8760).")
 @pass_state
 def serve(
     state: _State, host: str, sip_port: int, rtp_ports: tuple[int, int], demo: bool,
     log_level: str, trace_sip: bool, rtp_timeout: float, digest_algorithms: tuple[str, ...],
+    log_format: str,
 ) -> None:
     """Run the softswitch daemon (SIP registrar, proxy and B2BUA)."""
     store = state.store()
@@ -519,6 +522,7 @@ def serve(
         trace_sip=trace_sip,
         rtp_timeout=rtp_timeout,
         digest_algorithms=digest_algorithms,
+        log_format=log_format,
     )
 
 

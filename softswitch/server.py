@@ -9,6 +9,7 @@ signal handling with a graceful shutdown that ends active calls with BYE.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -337,12 +338,41 @@ async def serve(*, store_path: str, host: str = "0.0.0.0", sip_port: int = 5060,
         store.close()
 
 
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line (for journald/Loki/ELK): time, level, logger, message, and the
+    call id when the message starts with ``[call-id]`` as call-control messages do."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        entry: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname, "logger": record.name, "msg": message,
+        }
+        if message.startswith("[") and "] " in message:
+            entry["call_id"] = message[1:message.index("] ")]
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+    handler = logging.StreamHandler()
+    if fmt == "json":
+        formatter: logging.Formatter = JsonLogFormatter()
+        formatter.converter = time.gmtime  # type: ignore[assignment]
+        handler.setFormatter(formatter)
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+
+
 def run(*, store_path: str, host: str = "0.0.0.0", sip_port: int = 5060, rtp_ports: tuple[int, int] = (10000, 20000),
         log_level: str = "INFO", trace_sip: bool = False, rtp_timeout: float = 60.0,
-        digest_algorithms: tuple[str, ...] = DIGEST_ALGORITHMS) -> None:
+        digest_algorithms: tuple[str, ...] = DIGEST_ALGORITHMS, log_format: str = "text") -> None:
     """Run the daemon until SIGTERM/SIGINT (the ``softswitch serve`` command)."""
-    logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(log_level, log_format)
     if trace_sip:
         logging.getLogger("softswitch.trace").setLevel(logging.DEBUG)
     try:

@@ -257,7 +257,7 @@ def test_serve_passes_its_options_to_the_server(run, db: str, fake_server: list[
            "--log-level", "debug", "--trace-sip", "--rtp-timeout", "15", "--digest-algorithms", "sha-256"))
     assert fake_server == [{
         "store_path": db, "host": "127.0.0.1", "sip_port": 5070, "rtp_ports": (30000, 30100),
-        "log_level": "DEBUG", "trace_sip": True, "rtp_timeout": 15.0, "digest_algorithms": ("SHA-256",),
+        "log_level": "DEBUG", "trace_sip": True, "rtp_timeout": 15.0, "digest_algorithms": ("SHA-256",), "log_format": "text",
     }]
 
 
@@ -277,7 +277,7 @@ def test_serve_defaults(run, db: str, fake_server: list[dict]) -> None:
     assert ok(run("serve")) == ""
     assert fake_server == [{
         "store_path": db, "host": "0.0.0.0", "sip_port": 5060, "rtp_ports": (10000, 20000),
-        "log_level": "INFO", "trace_sip": False, "rtp_timeout": 60.0, "digest_algorithms": ("MD5", "SHA-256"),
+        "log_level": "INFO", "trace_sip": False, "rtp_timeout": 60.0, "digest_algorithms": ("MD5", "SHA-256"), "log_format": "text",
     }]
 
 

@@ -99,3 +99,17 @@ def test_bad_input_gets_clear_statuses_and_the_daemon_keeps_running(daemon):
     assert b"Proxy-Authenticate: Digest" in answers[5]
     [ok] = _udp_exchange(port, [_request("OPTIONS", port, extra="X-Check: alive\r\n")])
     assert ok.startswith(b"SIP/2.0 200 OK")
+
+
+def test_json_log_format_gives_one_object_per_line(daemon, phone_lab):
+    switch = daemon(extra_args=("--log-format", "json"))
+    alice, bob = phone_lab.phone("alice"), phone_lab.phone("bob")
+    assert switch.register(alice, "201") == 200
+    assert switch.register(bob, "202") == 200
+    call = alice.dial("202")
+    bob.wait_incoming(5).answer(486)
+    call.wait_state("DISCONNECTED", 5)
+    entries = [json.loads(line) for line in switch.log_text().splitlines() if line.startswith("{")]
+    assert entries and all({"ts", "level", "logger", "msg"} <= set(e) for e in entries)
+    assert any(e["msg"].startswith("SIP listening") for e in entries)
+    assert any("call_id" in e and "201 (Alice) -> 202" in e["msg"] for e in entries)
