@@ -154,13 +154,6 @@ class Message:
         self._cache: dict[str, object] = {}
 
     # --- structured views, parsed lazily (raise ParseError when malformed) ---
-    def _cached(self, key: str, build):  # type: ignore[no-untyped-def]
-        try:
-            return self._cache[key]
-        except KeyError:
-            value = self._cache[key] = build()
-            return value
-
     def invalidate(self) -> None:
         self._cache.clear()
 
@@ -168,22 +161,31 @@ class Message:
     def call_id(self) -> str:
         return self.headers.get("Call-ID") or ""
 
+    # Each view looks in the cache first and builds only on a miss: the hot path reads
+    # top_via, cseq, from_ and to several times per request.
     @property
     def cseq(self) -> CSeq:
-        def build() -> CSeq:
+        value = self._cache.get("cseq")
+        if value is None:
             raw = self.headers.get("CSeq")
             if raw is None:
                 raise ParseError("missing CSeq")
-            return CSeq.parse(raw)
-        return self._cached("cseq", build)
+            value = self._cache["cseq"] = CSeq.parse(raw)
+        return value  # type: ignore[return-value]
 
     @property
     def from_(self) -> NameAddr:
-        return self._cached("from", lambda: self._name_addr("From"))
+        value = self._cache.get("from")
+        if value is None:
+            value = self._cache["from"] = self._name_addr("From")
+        return value  # type: ignore[return-value]
 
     @property
     def to(self) -> NameAddr:
-        return self._cached("to", lambda: self._name_addr("To"))
+        value = self._cache.get("to")
+        if value is None:
+            value = self._cache["to"] = self._name_addr("To")
+        return value  # type: ignore[return-value]
 
     def _name_addr(self, name: str) -> NameAddr:
         raw = self.headers.get(name)
@@ -193,7 +195,10 @@ class Message:
 
     @property
     def vias(self) -> list[Via]:
-        return self._cached("vias", lambda: [Via.parse(v) for v in self.headers.values("Via")])
+        value = self._cache.get("vias")
+        if value is None:
+            value = self._cache["vias"] = [Via.parse(v) for v in self.headers.values("Via")]
+        return value  # type: ignore[return-value]
 
     @property
     def top_via(self) -> Via:
@@ -204,7 +209,10 @@ class Message:
 
     @property
     def contacts(self) -> list[NameAddr]:
-        return self._cached("contacts", lambda: [NameAddr.parse(v) for v in self.headers.values("Contact")])
+        value = self._cache.get("contacts")
+        if value is None:
+            value = self._cache["contacts"] = [NameAddr.parse(v) for v in self.headers.values("Contact")]
+        return value  # type: ignore[return-value]
 
     @property
     def content_type(self) -> str:
@@ -270,7 +278,10 @@ class Request(Message):
 
     @property
     def uri(self) -> Uri:
-        return self._cached("uri", lambda: Uri.parse(self.uri_text))
+        value = self._cache.get("uri")
+        if value is None:
+            value = self._cache["uri"] = Uri.parse(self.uri_text)
+        return value  # type: ignore[return-value]
 
     @uri.setter
     def uri(self, value: Uri) -> None:
