@@ -48,7 +48,7 @@ bench: deps
 	$(PY) bench/run.py
 
 bench-media: deps
-	$(PY) bench/media_relay.py
+	$(PY) bench/media_relay.py && $(PY) bench/media_mixer.py
 
 clean:
 	rm -rf $(VENV) *.egg-info build dist

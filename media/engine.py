@@ -59,21 +59,35 @@ import asyncio
 import errno
 import ipaddress
 import logging
+import os
 import random
 import socket
 import struct
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
+
+from media.codecs import UnsupportedCodecError
+from media.codecs.g711 import PCMU_PAYLOAD_TYPE
+from media.dtmf import DtmfDigit, DtmfSender, GoertzelDetector, parse_dtmf_info
+from media.mixer import FrameClock, FrameSource, Mixer
+from media.player import FilePlayer, MohListener, MusicOnHold, play_prompts
 from media.ports import PortAllocator
+from media.prompts import DEFAULT_LANGUAGE
+from media.recorder import Recorder
 from media.rtp import (RTCP_BYE, RTCP_SDES, ReportBlock, RtcpOther, RtcpPacket,
                        RtcpReceiverReport, RtcpSenderReport, is_rtcp, parse_rtcp,
                        serialize_rtcp)
+from media.session import FRAME_SAMPLES, MediaStream, rtp_payload_offset, transcode_table
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MediaEngine", "Endpoint", "EndpointStats", "MediaError"]
+__all__ = ["MediaEngine", "Endpoint", "EndpointStats", "MediaError", "Playback", "Recording",
+           "Conference", "DtmfEvents"]
 
 RTP_MIN_SIZE = 12  # RFC 3550 section 5.1 fixed header
 DEFAULT_CLOCK_RATE = 8000  # Hz; G.711, G.722 (RFC 3551 section 4.5.2), telephone-event/8000
@@ -82,9 +96,16 @@ WATCHDOG_MIN_INTERVAL = 0.05  # seconds; lower bound for very short rtp_timeout 
 CLOSE_TIMEOUT = 1.0  # seconds to wait for a transport to report its socket closed
 MAX_TS_JUMP = 10 * DEFAULT_CLOCK_RATE * 60  # timestamp units; cap on a re-bridge jump
 MIN_TS_JUMP = 1
+FRAME_S = 0.020  # the frame clock period (20 ms packetisation everywhere)
+MAX_DTMF_QUEUED = 64  # digits waiting for call control before new ones are dropped
+DEFAULT_DTMF_MS = 100  # duration of a digit we send
+RECORD_FLUSH_TICKS = 100  # write recordings to disk (in a thread) every 2 s
+_SILENCE = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+_SILENCE.setflags(write=False)
 
 _monotonic = time.monotonic
 _SEQ_TS_SSRC = struct.Struct("!HII")  # bytes 2..12 of the RTP header
+_SEQ_TS = struct.Struct("!HI")
 _BIND_RETRY_ERRNOS = {errno.EADDRINUSE, errno.EACCES}
 
 
@@ -112,6 +133,19 @@ class EndpointStats:
     """time.monotonic() of the last valid RTP packet received."""
     ssrc: int | None = None
     """SSRC of the RTP stream last seen arriving at this endpoint."""
+    transcoded: int = 0
+    """Packets whose payload was translated PCMU<->PCMA on their way to the peer."""
+    dtmf_rfc4733: int = 0
+    dtmf_inband: int = 0
+    dtmf_info: int = 0
+    dtmf_dropped: int = 0
+    """Digits lost because nobody read dtmf_events() (queue full)."""
+    frames_sent: int = 0
+    """Audio frames the engine generated (prompts, music, conference mix)."""
+    remote_fraction_lost: float | None = None
+    """From the far end's RTCP report block about our stream (RFC 3550 6.4.1), 0..1."""
+    remote_packets_lost: int | None = None
+    remote_jitter_ms: float | None = None
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -133,7 +167,8 @@ class _Protocol(asyncio.DatagramProtocol):
 
 class _RtpProtocol(_Protocol):
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        # The relay fast path: one datagram in, at most one sendto out.
+        # The relay fast path: one datagram in, at most one sendto out. Kept flat on
+        # purpose (no helper calls in the common case); see Endpoint._rewrite_slow.
         ep = self.ep
         if len(data) < RTP_MIN_SIZE or data[0] & 0xC0 != 0x80:
             ep.stats.dropped_garbage += 1
@@ -144,31 +179,36 @@ class _RtpProtocol(_Protocol):
         st = ep.stats
         st.packets_in += 1
         st.bytes_in += len(data)
-        now = _monotonic()
-        st.last_rx = now
+        now = st.last_rx = _monotonic()
+        tap = ep._tap
+        if tap is not None:  # decoding, DTMF detection or transcoding (not a plain relay)
+            data = tap(data, now)  # type: ignore[assignment]
+            if data is None:
+                return
         out = ep._peer
         if out is None:
             ep._deliver(data)
             return
-        dest = out._rtp_dest
+        dest = out._relay_dest
         if dest is None:
             return
-        seq, ts, ssrc = _SEQ_TS_SSRC.unpack_from(data, 2)
-        buf = bytearray(data)
-        if ssrc != out._src_ssrc:
-            st.ssrc = ssrc
-            out._resync(ssrc, seq, ts, now)
-            buf[1] |= 0x80  # RFC 3550 section 5.1: marker on a discontinuity
-        seq = (seq + out._seq_off) & 0xFFFF
-        ts = (ts + out._ts_off) & 0xFFFFFFFF
-        _SEQ_TS_SSRC.pack_into(buf, 2, seq, ts, out.ssrc)
-        out._last_seq = seq
-        out._last_ts = ts
+        if data[8:12] != out._src_ssrc_b:
+            st.ssrc = int.from_bytes(data[8:12], "big")
+            buf: bytes | bytearray = out._rewrite_slow(data, now)
+        elif out._passthrough:
+            # same numbering as the source: only the SSRC changes (RFC 3550 section 8.2)
+            buf = data[:8] + out._ssrc_b + data[12:]
+        else:
+            seq, ts = _SEQ_TS.unpack_from(data, 2)
+            buf = bytearray(data)
+            _SEQ_TS_SSRC.pack_into(buf, 2, (seq + out._seq_off) & 0xFFFF,
+                                   (ts + out._ts_off) & 0xFFFFFFFF, out.ssrc)
+        out._last_sent = buf
         out._last_tx = now
         out._rtp_transport.sendto(buf, dest)  # type: ignore[union-attr]
         ost = out.stats
         ost.packets_out += 1
-        ost.bytes_out += len(data)
+        ost.bytes_out += len(buf)
 
 
 class _RtcpProtocol(_Protocol):
@@ -181,6 +221,7 @@ class _RtcpProtocol(_Protocol):
             ep.stats.dropped_foreign += 1
             return
         ep.stats.rtcp_in += 1
+        ep._note_rtcp(data)
         out = ep._peer
         if out is None or out._rtcp_dest is None:
             return
@@ -270,15 +311,34 @@ class Endpoint:
         self._closed_futures: list[asyncio.Future[None]] = []
         self._peer: Endpoint | None = None
         # outgoing rewriter state (RFC 3550 section 8.2 / 5.1)
-        self._src_ssrc: int | None = None  # None forces a resync on the next packet
+        self._ssrc_b = ssrc.to_bytes(4, "big")
+        self._src_ssrc: int | None = None  # SSRC of the stream we currently forward
+        self._src_ssrc_b = b""  # the same as bytes; b"" forces a resync
         self._seq_off = 0
         self._ts_off = 0
-        self._last_seq = 0
-        self._last_ts = 0
-        self._last_tx: float | None = None
+        self._passthrough = True  # both offsets are 0
+        self._last_sent: bytes | bytearray | None = None  # last packet sent, rewritten
+        self._last_tx = 0.0
         # watchdog state
         self._armed_at = _monotonic()
         self._timed_out = False
+        # decoded side (see media/session.py); None while the endpoint is a plain relay
+        self.stream: MediaStream | None = None
+        self._relay_dest: tuple[str, int] | None = None  # _rtp_dest unless we generate
+        self._tap: Callable[[bytes, float], bytes | None] | None = None
+        self._xcode: bytes | None = None  # translate table toward the peer's codec
+        self._xcode_pts: tuple[int, int, int | None, int | None] = (0, 0, None, None)
+        self._playback: Playback | None = None
+        self._conference: Conference | None = None
+        self._conf_out: np.ndarray | None = None
+        self._last_out: np.ndarray | None = None  # the audio frame generated this tick
+        self._recordings: set[Recording] = set()
+        self._dtmf_queue: asyncio.Queue[tuple[str, int] | None] | None = None
+        self._dtmf_rfc = False
+        self._inband = False
+        self._saw_rfc4733 = False
+        self._dtmf_out: deque[tuple[bytes, asyncio.Future[None] | None]] = deque()
+        self._gen_marker = True
 
     def __repr__(self) -> str:
         state = "latched" if self.latched else "sdp"
@@ -335,18 +395,15 @@ class Endpoint:
         if dest is None or self._rtp_transport is None:
             return
         now = _monotonic()
-        seq, ts, ssrc = _SEQ_TS_SSRC.unpack_from(packet, 2)
-        buf = bytearray(packet)
-        if ssrc != self._src_ssrc:
-            self._resync(ssrc, seq, ts, now)
-            buf[1] |= 0x80
-        seq = (seq + self._seq_off) & 0xFFFF
-        ts = (ts + self._ts_off) & 0xFFFFFFFF
-        _SEQ_TS_SSRC.pack_into(buf, 2, seq, ts, self.ssrc)
-        self._last_seq, self._last_ts, self._last_tx = seq, ts, now
+        if packet[8:12] != self._src_ssrc_b:
+            buf: bytes | bytearray = self._rewrite_slow(packet, now)
+        else:
+            buf = self._rewrite(packet)
+        self._last_sent = buf
+        self._last_tx = now
         self._rtp_transport.sendto(buf, dest)
         self.stats.packets_out += 1
-        self.stats.bytes_out += len(packet)
+        self.stats.bytes_out += len(buf)
 
     async def close(self) -> None:
         """Close both sockets and free the port pair; idempotent."""
@@ -355,6 +412,7 @@ class Endpoint:
         self.closed = True
         engine = self._engine
         try:
+            await engine._stop_features(self)
             engine._detach(self)
             for transport in (self._rtp_transport, self._rtcp_transport):
                 if transport is not None:
@@ -367,6 +425,174 @@ class Endpoint:
             logger.debug("%s: closed, ports %d/%d freed", self.label, self.rtp_port,
                          self.rtcp_port)
 
+    # --- decoded media (call-control interface, see docs/media.md) ----------------
+
+    def set_codec(self, payload_type: int, name: str, clock: int = 8000,
+                  telephone_event_pt: int | None = None) -> None:
+        """Apply the negotiated codec (SDP a=rtpmap) and telephone-event payload type.
+
+        Needed before decoding (play, record, conference, DTMF); a plain relay works
+        without. Raises MediaError for a codec this build cannot encode/decode.
+        """
+        if self.closed:
+            raise MediaError(f"{self!r} is closed")
+        try:
+            stream = MediaStream(payload_type, name, clock, telephone_event_pt,
+                                 gen_ssrc=self._engine._rng.getrandbits(32),
+                                 ts_base=self._engine._rng.getrandbits(32),
+                                 seq_base=self._engine._rng.getrandbits(16))
+        except UnsupportedCodecError as exc:
+            raise MediaError(f"{self.label}: {exc}") from None
+        old = self.stream
+        if old is not None:
+            stream.goertzel = old.goertzel
+        self.stream = stream
+        self.clock_rate = stream.clock_rate
+        self._engine._codec_changed(self)
+
+    def dtmf_events(self, detect_inband: bool = False) -> DtmfEvents:
+        """Async iterator of ``(digit, duration_ms)``: RFC 4733, SIP INFO, in-band.
+
+        Detection starts with this call (RFC 4733 always, Goertzel when
+        `detect_inband`); the iterator ends when the endpoint closes. Once the far end
+        has sent an RFC 4733 event, in-band detection is ignored on this endpoint so a
+        key press that arrives both ways is reported once.
+        """
+        if self.closed:
+            raise MediaError(f"{self!r} is closed")
+        self._enable_dtmf(detect_inband)
+        return DtmfEvents(self)
+
+    def feed_info_dtmf(self, content_type: str, body: bytes | str) -> bool:
+        """A SIP INFO body from call control into the same DTMF stream; False if no digit."""
+        digit = parse_dtmf_info(content_type, body)
+        if digit is None:
+            return False
+        self._emit([digit])
+        return True
+
+    async def send_dtmf(self, digit: str, duration_ms: int = DEFAULT_DTMF_MS) -> None:
+        """Send one key press as RFC 4733 packets (start, updates, three end packets).
+
+        Needs `set_codec(..., telephone_event_pt=...)`. While the event is sent, the
+        endpoint's other audio (relay, prompt, conference) is held back.
+        """
+        stream = self._require_stream()
+        if stream.telephone_event_pt is None:
+            raise MediaError(f"{self.label}: no telephone-event payload type negotiated")
+        engine = self._engine
+        sender = DtmfSender(clock_rate=stream.event_clock_rate)
+        start = stream.timestamp(engine._current_tick())
+        packets = sender.packets(digit, start, duration_ms)  # ValueError for a bad digit
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        for i, p in enumerate(packets):
+            raw = stream.event_packet(p.payload, p.timestamp, p.marker)
+            self._dtmf_out.append((raw, done if i == len(packets) - 1 else None))
+        self._refresh_relay()
+        engine._activate(self)
+        await done
+
+    def quality(self) -> dict[str, float | int | None]:
+        """Loss and jitter figures: receiver side (decoded endpoints) and from RTCP."""
+        s = self.stats
+        out: dict[str, float | int | None] = dict(
+            packets_in=s.packets_in, bytes_in=s.bytes_in, packets_out=s.packets_out,
+            bytes_out=s.bytes_out, remote_fraction_lost=s.remote_fraction_lost,
+            remote_packets_lost=s.remote_packets_lost, remote_jitter_ms=s.remote_jitter_ms,
+            packets_lost=None, jitter_ms=None)
+        if self.stream is not None and self.stream.stats.received:
+            rs = self.stream.stats
+            out["packets_lost"] = rs.lost
+            out["jitter_ms"] = round(rs.jitter_ms(self.stream.clock_rate), 2)
+        return out
+
+    # --- decoded media internals ----------------------------------------------------
+
+    def _require_stream(self) -> MediaStream:
+        if self.closed:
+            raise MediaError(f"{self!r} is closed")
+        if self.stream is None:  # nothing negotiated: G.711 mu-law is the RTP default
+            self.set_codec(PCMU_PAYLOAD_TYPE, "PCMU")
+        assert self.stream is not None
+        return self.stream
+
+    def _enable_dtmf(self, inband: bool) -> None:
+        stream = self._require_stream()
+        if self._dtmf_queue is None:
+            self._dtmf_queue = asyncio.Queue(MAX_DTMF_QUEUED)
+        self._dtmf_rfc = True
+        if inband and stream.goertzel is None:
+            stream.goertzel = GoertzelDetector()
+        self._inband = self._inband or inband
+        self._engine._update_decoding(self)
+
+    def _emit(self, digits: list[DtmfDigit]) -> None:
+        for d in digits:
+            if d.source == "rfc4733":
+                self._saw_rfc4733 = True
+                self.stats.dtmf_rfc4733 += 1
+            elif d.source == "inband":
+                if self._saw_rfc4733:
+                    continue
+                self.stats.dtmf_inband += 1
+            else:
+                self.stats.dtmf_info += 1
+            queue = self._dtmf_queue
+            if queue is None:
+                self._dtmf_queue = queue = asyncio.Queue(MAX_DTMF_QUEUED)
+            try:
+                queue.put_nowait((d.digit, d.duration_ms))
+            except asyncio.QueueFull:
+                self.stats.dtmf_dropped += 1
+            logger.debug("%s: DTMF %s (%s, %d ms)", self.label, d.digit, d.source,
+                         d.duration_ms)
+
+    def _ingress(self, data: bytes, now: float) -> bytes | None:
+        """Tap on received RTP (installed only when needed): decode side, transcoding."""
+        stream = self.stream
+        if stream is not None and (stream.want_audio or self._dtmf_rfc):
+            digits = stream.receive(data, now)
+            if digits:
+                self._emit(digits)
+        table = self._xcode
+        if table is None:
+            return data
+        src_pt, dst_pt, src_te, dst_te = self._xcode_pts
+        pt = data[1] & 0x7F
+        if pt == src_pt:
+            try:
+                offset = rtp_payload_offset(data)
+            except ValueError:
+                self.stats.dropped_garbage += 1
+                return None
+            self.stats.transcoded += 1
+            return (bytes((data[0], (data[1] & 0x80) | dst_pt)) + data[2:offset]
+                    + data[offset:].translate(table))
+        if src_te is not None and pt == src_te and dst_te is not None:
+            return bytes((data[0], (data[1] & 0x80) | dst_te)) + data[2:]
+        return data
+
+    def _note_rtcp(self, data: bytes) -> None:
+        """Keep the far end's report about our stream (RFC 3550 section 6.4.1)."""
+        try:
+            packets = parse_rtcp(data)
+        except ValueError:
+            return
+        for p in packets:
+            if isinstance(p, (RtcpSenderReport, RtcpReceiverReport)):
+                for block in p.reports:
+                    if block.ssrc == self.ssrc:
+                        s = self.stats
+                        s.remote_fraction_lost = block.fraction_lost / 256.0
+                        s.remote_packets_lost = block.packets_lost
+                        s.remote_jitter_ms = block.jitter * 1000.0 / self.clock_rate
+
+    def _send_generated(self, packet: bytes) -> None:
+        if self._gen_marker:  # first packet of a talk spurt (RFC 3551 section 4.1)
+            packet = bytes((packet[0], packet[1] | 0x80)) + packet[2:]
+            self._gen_marker = False
+        self.send_rtp(packet)
+
     # --- engine internals ---------------------------------------------------------
 
     def _arm(self) -> None:
@@ -377,6 +603,14 @@ class Endpoint:
         ok = self.sending and not self.closed
         self._rtp_dest = self.remote_rtp if ok else None
         self._rtcp_dest = self.remote_rtcp if ok else None
+        self._refresh_relay()
+
+    def _refresh_relay(self) -> None:
+        # While we generate audio (prompt, music, DTMF, conference) for this endpoint,
+        # what its peer sends is not forwarded: one source at a time (RFC 3550 8.2).
+        generating = (self._playback is not None or bool(self._dtmf_out)
+                      or self._conference is not None)
+        self._relay_dest = None if generating else self._rtp_dest
 
     def _latch_rtp(self, addr: tuple[str, int]) -> bool:
         if not self._remote_set or self.latched:
@@ -398,17 +632,41 @@ class Endpoint:
         logger.debug("%s: RTCP latched to %s:%d", self.label, addr[0], addr[1])
         return True
 
-    def _resync(self, ssrc: int, seq: int, ts: int, now: float) -> None:
-        """New source (or re-bridge): continue our sequence and timestamp from it."""
-        if self._last_tx is None:
-            self._seq_off = self._ts_off = 0  # first stream ever: pass numbers through
+    def _rewrite(self, data: bytes) -> bytes | bytearray:
+        """Map a packet of the current source into our numbering (see the fast path)."""
+        if self._passthrough:
+            return data[:8] + self._ssrc_b + data[12:]
+        seq, ts = _SEQ_TS.unpack_from(data, 2)
+        buf = bytearray(data)
+        _SEQ_TS_SSRC.pack_into(buf, 2, (seq + self._seq_off) & 0xFFFF,
+                               (ts + self._ts_off) & 0xFFFFFFFF, self.ssrc)
+        return buf
+
+    def _rewrite_slow(self, data: bytes, now: float) -> bytes | bytearray:
+        """New source SSRC (or a re-bridge): recompute the offsets, set the marker.
+
+        The sequence continues at last + 1; the timestamp advances by the wall-clock
+        time since our last packet at `clock_rate` (RFC 3550 section 5.1: the
+        timestamp reflects the sampling instant), at least 1.
+        """
+        ssrc, = struct.unpack_from("!I", data, 8)
+        seq, ts = _SEQ_TS.unpack_from(data, 2)
+        last = self._last_sent
+        if last is None:
+            self._seq_off = self._ts_off = 0  # first stream ever: numbers pass through
         else:
+            last_seq, last_ts = _SEQ_TS.unpack_from(last, 2)
             jump = int((now - self._last_tx) * self.clock_rate)
             jump = min(max(jump, MIN_TS_JUMP), MAX_TS_JUMP)
-            self._seq_off = (self._last_seq + 1 - seq) & 0xFFFF
-            self._ts_off = (self._last_ts + jump - ts) & 0xFFFFFFFF
+            self._seq_off = (last_seq + 1 - seq) & 0xFFFF
+            self._ts_off = (last_ts + jump - ts) & 0xFFFFFFFF
+        self._passthrough = self._seq_off == 0 and self._ts_off == 0
         self._src_ssrc = ssrc
+        self._src_ssrc_b = data[8:12]
         logger.debug("%s: new source ssrc %08x", self.label, ssrc)
+        buf = bytearray(self._rewrite(data))
+        buf[1] |= 0x80  # RFC 3550 section 5.1: the marker flags the discontinuity
+        return buf
 
     def _deliver(self, data: bytes) -> None:
         cb = self.on_rtp
@@ -452,6 +710,15 @@ class MediaEngine:
         self._closed = False
         self._timeouts = 0
         self._rng = random.SystemRandom()
+        self._active: set[Endpoint] = set()  # endpoints with work on the frame clock
+        self._conferences: set[Conference] = set()
+        self._recordings: set[Recording] = set()
+        self._clock_task: asyncio.Task[None] | None = None
+        self._epoch = _monotonic()
+        self._tick_index = 0
+        self._clock_ticks = 0
+        self._clock_overruns = 0
+        self._clock_skipped = 0
 
     def __repr__(self) -> str:
         return (f"<MediaEngine {self.host} {self._ports.low}-{self._ports.high} "
@@ -475,6 +742,15 @@ class MediaEngine:
             self._watchdog = None
         endpoints = list(self._endpoints)
         await asyncio.gather(*(ep.close() for ep in endpoints))
+        for conf in list(self._conferences):
+            conf.close()
+        task = self._clock_task
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
 
     async def create_endpoint(self, label: str = "") -> Endpoint:
         """Bind an RTP (even) + RTCP (odd) socket pair from the range.
@@ -514,10 +790,16 @@ class MediaEngine:
         for ep in (a, b):
             if ep._peer is not None and ep._peer is not (b if ep is a else a):
                 self.unrelay(ep)
+        for ep in (a, b):
+            if ep._conference is not None:
+                ep._conference.remove(ep)
         a._peer, b._peer = b, a
         for ep in (a, b):
-            ep._src_ssrc = None
+            ep._src_ssrc_b = b""  # resync on the next packet
             ep._arm()
+        # RFC 3551: PCMU and PCMA legs are bridged by translating each octet
+        self._set_transcoding(a, b)
+        self._set_transcoding(b, a)
 
     def unrelay(self, ep: Endpoint) -> None:
         """Stop relaying ep (and its peer); harmless when not relayed."""
@@ -525,14 +807,22 @@ class MediaEngine:
         ep._peer = None
         if peer is not None and peer._peer is ep:
             peer._peer = None
+            self._set_transcoding(peer, None)
+        if peer is not None:
+            self._set_transcoding(ep, None)
 
-    def stats(self) -> dict[str, int]:
-        """Totals over the open endpoints, plus resource figures."""
-        totals = dict(endpoints=len(self._endpoints),
+    def stats(self, detail: bool = False) -> dict[str, Any]:
+        """Totals over the open endpoints, plus resource and frame-clock figures.
+
+        With `detail`, "per_endpoint" maps each label to `Endpoint.quality()`
+        (packets, bytes, loss and jitter).
+        """
+        totals: dict[str, Any] = dict(endpoints=len(self._endpoints),
                       relays=sum(1 for ep in self._endpoints if ep._peer) // 2,
                       port_pairs_free=self._ports.free, timeouts=self._timeouts,
                       packets_in=0, packets_out=0, bytes_in=0, bytes_out=0,
-                      rtcp_in=0, rtcp_out=0, dropped_garbage=0, dropped_foreign=0)
+                      rtcp_in=0, rtcp_out=0, dropped_garbage=0, dropped_foreign=0,
+                      transcoded=0, frames_sent=0, decoded=0, packets_lost=0)
         for ep in self._endpoints:
             s = ep.stats
             totals["packets_in"] += s.packets_in
@@ -543,7 +833,255 @@ class MediaEngine:
             totals["rtcp_out"] += s.rtcp_out
             totals["dropped_garbage"] += s.dropped_garbage
             totals["dropped_foreign"] += s.dropped_foreign
+            totals["transcoded"] += s.transcoded
+            totals["frames_sent"] += s.frames_sent
+            if ep.stream is not None:
+                totals["decoded"] += 1
+                totals["packets_lost"] += ep.stream.stats.lost
+        totals.update(conferences=len(self._conferences), recordings=len(self._recordings),
+                      playbacks=sum(1 for ep in self._endpoints if ep._playback),
+                      clock_ticks=self._clock_ticks, clock_overruns=self._clock_overruns,
+                      clock_skipped=self._clock_skipped)
+        if detail:
+            totals["per_endpoint"] = {ep.label: ep.quality() for ep in self._endpoints}
         return totals
+
+    # --- call-control features (decoded endpoints; see docs/media.md) -------------
+
+    def play(self, ep: Endpoint, source: object, *, lang: str = DEFAULT_LANGUAGE) -> Playback:
+        """Play `source` into ep: a list of prompt ids (in `lang`), a file path, a
+        ToneGenerator/FilePlayer/any frame source, or a MusicOnHold (one listener).
+
+        A previous playback on ep is stopped. While playing, a relayed ep does not
+        receive its peer's audio; the relay resumes after the playback ends, in the
+        same outgoing stream. Raises MediaError, AudioFileError, UnknownPromptError.
+        """
+        if ep.closed or ep._engine is not self:
+            raise MediaError(f"{ep!r} is closed or belongs to another engine")
+        ep._require_stream()
+        frames, closer = _make_source(source, lang)
+        old = ep._playback
+        if old is not None:
+            self._end_playback(old, "stopped")
+        playback = Playback(self, ep, frames, closer)
+        ep._playback = playback
+        ep._gen_marker = True
+        ep._refresh_relay()
+        self._activate(ep)
+        logger.debug("%s: playing %r", ep.label, frames)
+        return playback
+
+    def record(self, target: Endpoint | tuple[Endpoint, Endpoint] | list[Endpoint],
+               path: str | os.PathLike[str], stereo: bool = False) -> Recording:
+        """Record what one endpoint receives (right channel / mix: what it is sent by
+        the engine), or both directions of a pair (left = first, right = second)."""
+        eps = tuple(target) if isinstance(target, (tuple, list)) else (target,)
+        if len(eps) not in (1, 2):
+            raise MediaError("record() takes one endpoint or a pair")
+        for ep in eps:
+            if ep.closed or ep._engine is not self:
+                raise MediaError(f"{ep!r} is closed or belongs to another engine")
+            ep._require_stream()
+        recording = Recording(self, eps, Recorder(path, channels=2 if stereo else 1), stereo)
+        self._recordings.add(recording)
+        for ep in eps:
+            ep._recordings.add(recording)
+            self._update_decoding(ep)
+        self._wake()
+        return recording
+
+    def conference(self, endpoints: list[Endpoint] | tuple[Endpoint, ...] = ()) -> Conference:
+        """A mix-minus conference of `endpoints` (each is un-relayed first)."""
+        conf = Conference(self)
+        self._conferences.add(conf)
+        try:
+            for ep in endpoints:
+                conf.add(ep)
+        except BaseException:
+            conf.close()
+            raise
+        self._wake()
+        return conf
+
+    # --- decoded media internals --------------------------------------------------
+
+    def _current_tick(self) -> int:
+        if self._clock_task is not None:
+            return self._tick_index
+        return int((_monotonic() - self._epoch) / FRAME_S)
+
+    def _codec_changed(self, ep: Endpoint) -> None:
+        peer = ep._peer
+        if peer is not None:
+            self._set_transcoding(ep, peer)
+            self._set_transcoding(peer, ep)
+        self._update_decoding(ep)
+
+    def _set_transcoding(self, src: Endpoint, dst: Endpoint | None) -> None:
+        table = None
+        if dst is not None and src.stream is not None and dst.stream is not None:
+            s, d = src.stream, dst.stream
+            if s.name != d.name:
+                table = transcode_table(s.name, d.name)
+                if table is None:
+                    logger.warning("%s: cannot transcode %s to %s in the relay", src.label,
+                                   s.name, d.name)
+            src._xcode_pts = (s.payload_type, d.payload_type, s.telephone_event_pt,
+                              d.telephone_event_pt)
+        src._xcode = table
+        self._update_tap(src)
+
+    def _update_tap(self, ep: Endpoint) -> None:
+        stream = ep.stream
+        decode = stream is not None and (stream.want_audio or ep._dtmf_rfc)
+        ep._tap = ep._ingress if (decode or ep._xcode is not None) else None
+
+    def _update_decoding(self, ep: Endpoint) -> None:
+        stream = ep.stream
+        if stream is not None:
+            stream.want_audio = bool(ep._conference is not None or ep._recordings or ep._inband)
+        self._update_tap(ep)
+        if self._needs_tick(ep):
+            self._activate(ep)
+
+    @staticmethod
+    def _needs_tick(ep: Endpoint) -> bool:
+        if ep.closed:
+            return False
+        stream = ep.stream
+        return bool((stream is not None and (stream.want_audio or ep._dtmf_rfc))
+                    or ep._playback is not None or ep._dtmf_out or ep._conference is not None)
+
+    def _activate(self, ep: Endpoint) -> None:
+        self._active.add(ep)
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._clock_task is None and not self._closed:
+            self._clock_task = asyncio.get_running_loop().create_task(
+                self._run_clock(), name="media-clock")
+
+    def _end_playback(self, playback: Playback, reason: str) -> None:
+        ep = playback.endpoint
+        if ep._playback is playback:
+            ep._playback = None
+            ep._refresh_relay()
+        if playback._closer is not None:
+            playback._closer()
+            playback._closer = None
+        if not playback.done.done():
+            playback.done.set_result(reason)
+
+    def _detach_recording(self, recording: Recording) -> None:
+        self._recordings.discard(recording)
+        for ep in recording.endpoints:
+            ep._recordings.discard(recording)
+            if not ep.closed:
+                self._update_decoding(ep)
+
+    async def _stop_features(self, ep: Endpoint) -> None:
+        """Everything an endpoint takes part in ends with it (called by close())."""
+        if ep._playback is not None:
+            self._end_playback(ep._playback, "closed")
+        if ep._conference is not None:
+            ep._conference.remove(ep)
+        while ep._dtmf_out:
+            _, done = ep._dtmf_out.popleft()
+            if done is not None and not done.done():
+                done.set_exception(MediaError(f"{ep.label} closed while sending DTMF"))
+        queue = ep._dtmf_queue
+        if queue is not None:
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(None)  # ends the dtmf_events() iterators
+        self._active.discard(ep)
+        for recording in list(ep._recordings):
+            try:
+                await recording.stop()
+            except OSError as exc:
+                logger.warning("%s: recording %s failed: %s", ep.label, recording.path, exc)
+
+    async def _run_clock(self) -> None:
+        """The one 20 ms frame clock of the engine (drift-corrected, media.mixer)."""
+        start = _monotonic()
+        clock = FrameClock(start)
+        base = round((start - self._epoch) / FRAME_S)
+        try:
+            while not self._closed and (self._active or self._conferences or self._recordings):
+                self._tick_index = base + clock.index
+                t0 = _monotonic()
+                try:
+                    self._tick(t0, self._tick_index)
+                except Exception:  # one broken source must not stop every call's audio
+                    logger.exception("media clock tick failed")
+                t1 = _monotonic()
+                self._clock_ticks += 1
+                if t1 - t0 > FRAME_S:
+                    self._clock_overruns += 1
+                skipped = clock.skipped
+                due = clock.next_deadline(t1)
+                self._clock_skipped += clock.skipped - skipped
+                await asyncio.sleep(max(0.0, due - _monotonic()))
+        finally:
+            self._clock_task = None
+
+    def _tick(self, now: float, tick: int) -> None:
+        active = list(self._active)
+        for ep in active:
+            stream = ep.stream
+            if stream is None:
+                continue
+            if stream.want_audio:
+                frame = stream.pull(now)
+                if ep._inband and not ep._saw_rfc4733:
+                    digits = stream.detect_inband(frame)
+                    if digits:
+                        ep._emit(digits)
+            if ep._dtmf_rfc:
+                digits = stream.poll_dtmf(now)
+                if digits:
+                    ep._emit(digits)
+        for conf in list(self._conferences):
+            conf._tick()
+        for ep in active:
+            self._send_tick(ep, tick)
+        for recording in list(self._recordings):
+            recording._tick()
+        for ep in active:
+            if not self._needs_tick(ep):
+                self._active.discard(ep)
+
+    def _send_tick(self, ep: Endpoint, tick: int) -> None:
+        ep._last_out = None
+        stream = ep.stream
+        if stream is None or ep.closed:
+            return
+        if ep._dtmf_out:
+            raw, done = ep._dtmf_out.popleft()
+            ep.send_rtp(raw)
+            if done is not None and not done.done():
+                done.set_result(None)
+            if not ep._dtmf_out:
+                ep._gen_marker = True
+                ep._refresh_relay()
+            return
+        frame: np.ndarray | None = None
+        playback = ep._playback
+        if playback is not None:
+            frame = playback.source.read()
+            if frame is None:
+                self._end_playback(playback, "finished")
+            else:
+                playback.frames += 1
+        if frame is None and ep._conference is not None:
+            frame = ep._conf_out
+        if frame is None:
+            return
+        if frame.shape != (FRAME_SAMPLES,):
+            frame = np.resize(frame, FRAME_SAMPLES).astype(np.int16)
+        ep._last_out = frame
+        ep._send_generated(stream.audio_packet(frame, tick))
+        ep.stats.frames_sent += 1
 
     # --- internals ----------------------------------------------------------------
 
@@ -592,3 +1130,203 @@ class MediaEngine:
                     callback(ep)
                 except Exception:
                     logger.exception("%s: on_timeout callback failed", ep.label)
+
+
+# --- call-control features on decoded endpoints ---------------------------------------
+
+class Playback:
+    """A source playing into one endpoint; returned by `MediaEngine.play()`.
+
+    `done` resolves with "finished" (a finite source ended), "stopped" (`stop()`, or
+    replaced by another play) or "closed" (the endpoint closed).
+    """
+
+    def __init__(self, engine: MediaEngine, ep: Endpoint, source: FrameSource,
+                 closer: Callable[[], None] | None) -> None:
+        self.engine = engine
+        self.endpoint = ep
+        self.source = source
+        self.done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.frames = 0
+        self._closer = closer
+
+    def __repr__(self) -> str:
+        state = self.done.result() if self.done.done() else "playing"
+        return f"<Playback {self.source!r} -> {self.endpoint.label} {state} frames={self.frames}>"
+
+    def stop(self) -> None:
+        """Stop playing; relay (or conference audio) resumes. Idempotent."""
+        self.engine._end_playback(self, "stopped")
+
+
+class Recording:
+    """A recording of one endpoint or of a pair; returned by `MediaEngine.record()`.
+
+    Frames are appended on the frame clock; the file is written by a worker thread
+    (`asyncio.to_thread`) every `RECORD_FLUSH_S` and on `stop()`.
+    """
+
+    def __init__(self, engine: MediaEngine, endpoints: tuple[Endpoint, ...],
+                 recorder: Recorder, stereo: bool) -> None:
+        self.engine = engine
+        self.endpoints = endpoints
+        self.recorder = recorder
+        self.stereo = stereo
+        self.path = recorder.path
+        self._flush: asyncio.Task[int] | None = None
+        self._stopped: asyncio.Task[None] | None = None
+        self._ticks = 0
+
+    def __repr__(self) -> str:
+        return f"<Recording {self.path} {[ep.label for ep in self.endpoints]}>"
+
+    def _tick(self) -> None:
+        eps = self.endpoints
+        left = _input_frame(eps[0])
+        if len(eps) == 2:
+            right = _input_frame(eps[1])
+        else:
+            right = eps[0]._last_out if eps[0]._last_out is not None else _SILENCE
+        if self.stereo:
+            self.recorder.write(left, right)
+        else:
+            mixed = np.clip(left.astype(np.int32) + right, -32768, 32767).astype(np.int16)
+            self.recorder.write(mixed)
+        self._ticks += 1
+        if self._ticks % RECORD_FLUSH_TICKS == 0 and (self._flush is None or self._flush.done()):
+            self._flush = asyncio.get_running_loop().create_task(
+                asyncio.to_thread(self.recorder.flush))
+
+    async def stop(self) -> str:
+        """Stop recording and close the file (in a thread); returns its path. Idempotent."""
+        if self._stopped is None:
+            self.engine._detach_recording(self)
+            self._stopped = asyncio.get_running_loop().create_task(self._finish())
+        await asyncio.shield(self._stopped)
+        return self.path
+
+    async def _finish(self) -> None:
+        if self._flush is not None:
+            try:
+                await self._flush
+            except OSError as exc:
+                logger.warning("recording %s: flush failed: %s", self.path, exc)
+        await asyncio.to_thread(self.recorder.close)
+
+
+class Conference:
+    """N endpoints mixed "everyone minus self"; returned by `MediaEngine.conference()`."""
+
+    def __init__(self, engine: MediaEngine) -> None:
+        self.engine = engine
+        self.mixer = Mixer(FRAME_SAMPLES)
+        self.closed = False
+
+    def __repr__(self) -> str:
+        return f"<Conference {[ep.label for ep in self.participants]}>"
+
+    @property
+    def participants(self) -> list[Endpoint]:
+        return self.mixer.participants  # type: ignore[return-value]
+
+    def add(self, ep: Endpoint, *, muted: bool = False) -> None:
+        """Join ep (it is un-relayed first); MediaError if closed or in another conference."""
+        if self.closed:
+            raise MediaError("conference is closed")
+        if ep._conference is self:
+            return
+        if ep._conference is not None:
+            raise MediaError(f"{ep.label} is already in another conference")
+        ep._require_stream()
+        self.engine.unrelay(ep)
+        self.mixer.add(ep, muted=muted)
+        ep._conference = self
+        ep._gen_marker = True
+        ep._refresh_relay()
+        self.engine._update_decoding(ep)
+
+    def remove(self, ep: Endpoint) -> None:
+        """Leave the conference; harmless when not a participant."""
+        if ep._conference is not self:
+            return
+        self.mixer.remove(ep)
+        ep._conference = None
+        ep._conf_out = None
+        ep._refresh_relay()
+        self.engine._update_decoding(ep)
+
+    def mute(self, ep: Endpoint, muted: bool = True) -> None:
+        """A muted participant still hears the others; they do not hear it."""
+        if ep._conference is not self:
+            raise MediaError(f"{ep.label} is not in this conference")
+        self.mixer.set_mute(ep, muted)
+
+    def close(self) -> None:
+        """Remove every participant (their endpoints stay open). Idempotent."""
+        for ep in self.participants:
+            self.remove(ep)
+        self.closed = True
+        self.engine._conferences.discard(self)
+
+    def _tick(self) -> None:
+        # The arithmetic of media.mixer.Mixer.mix (sum once in int32, total minus own,
+        # clip once), inlined with plain ufuncs: this runs for every conference every
+        # 20 ms and Mixer's general path (sources, stats) costs several times more.
+        members: list[Endpoint] = self.mixer.participants  # type: ignore[assignment]
+        if not members:
+            return
+        frames = np.array([_input_frame(ep) for ep in members], dtype=np.int32)
+        for row, ep in enumerate(members):
+            if self.mixer.is_muted(ep):
+                frames[row] = 0
+        out = frames.sum(axis=0) - frames
+        np.minimum(out, 32767, out=out)
+        np.maximum(out, -32768, out=out)
+        mixed = out.astype(np.int16)
+        self.mixer.stats.ticks += 1
+        for row, ep in enumerate(members):
+            ep._conf_out = mixed[row]
+
+
+class DtmfEvents:
+    """``async for digit, duration_ms in ep.dtmf_events(): ...``; ends when ep closes."""
+
+    def __init__(self, ep: Endpoint) -> None:
+        self.endpoint = ep
+
+    def __repr__(self) -> str:
+        return f"<DtmfEvents {self.endpoint.label}>"
+
+    def __aiter__(self) -> DtmfEvents:
+        return self
+
+    async def __anext__(self) -> tuple[str, int]:
+        queue = self.endpoint._dtmf_queue
+        if queue is None or (self.endpoint.closed and queue.empty()):
+            raise StopAsyncIteration
+        item = await queue.get()
+        if item is None:
+            queue.put_nowait(None)  # let other readers end too
+            raise StopAsyncIteration
+        return item
+
+
+def _input_frame(ep: Endpoint) -> np.ndarray:
+    stream = ep.stream
+    return stream.last_frame if stream is not None else _SILENCE
+
+
+def _make_source(source: object, lang: str) -> tuple[FrameSource, Callable[[], None] | None]:
+    """Turn what call control passes to play() into a frame source (and its closer)."""
+    if isinstance(source, MusicOnHold):
+        listener = source.listen()
+        return listener, listener.close
+    if isinstance(source, MohListener):
+        return source, source.close
+    if isinstance(source, (str, os.PathLike)):
+        return FilePlayer(source), None
+    if isinstance(source, (list, tuple)):
+        return play_prompts([str(p) for p in source], lang), None
+    if hasattr(source, "read"):
+        return source, None  # type: ignore[return-value]
+    raise MediaError(f"cannot play {source!r}: not a prompt list, file, tone or MOH")
