@@ -393,6 +393,7 @@ def cdr(state: _State, account_name: str, as_json: bool, limit: int) -> None:
             "hangup_by": r.hangup_by,
             "sip_status": r.sip_status,
             "answered_by": r.answered_by,
+            "quality": r.quality,
         }
 
     rows = [as_row(r) for r in records]
@@ -401,12 +402,27 @@ def cdr(state: _State, account_name: str, as_json: bool, limit: int) -> None:
         return
     _print_table(
         ("START", "CALLER", "CALLEE", "DISPOSITION", "DURATION", "TALK", "HANGUP", "STATUS",
-         "ANSWERED BY"),
+         "ANSWERED BY", "QUALITY"),
         ((r["start"], f"{r['caller']} {r['caller_name']}".strip(), r["callee"], r["disposition"],
           f"{r['duration']}s", f"{r['billsec']}s", r["hangup_by"], r["sip_status"] or "",
-          r["answered_by"]) for r in rows),
+          r["answered_by"], _quality_text(r["quality"])) for r in rows),
         f"account {account_name!r} has no call records",
     )
+
+
+def _quality_text(quality: dict[str, Any]) -> str:
+    """'loss 0.0%/0.0% jitter 2/3 ms' from the phones' RTCP reports (caller/callee side)."""
+    sides = [quality.get("caller") or {}, quality.get("callee") or {}]
+    if not any(side.get("remote_fraction_lost") is not None or side.get("remote_jitter_ms") is not None
+               for side in sides):
+        return ""
+
+    def fmt(value: Any, unit: str, scale: float = 1.0) -> str:
+        return "-" if value is None else f"{value * scale:.{1 if unit == '%' else 0}f}{unit}"
+
+    loss = "/".join(fmt(side.get("remote_fraction_lost"), "%", 100.0) for side in sides)
+    jitter = "/".join(fmt(side.get("remote_jitter_ms"), "") for side in sides)
+    return f"loss {loss} jitter {jitter} ms"
 
 
 @main.command("import")

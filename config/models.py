@@ -98,6 +98,7 @@ class Cdr:
     sip_status: int = 0
     caller_name: str = ""
     answered_by: str = ""  # channel username that answered
+    quality: dict = field(default_factory=dict)  # {"caller": {...}, "callee": {...}}: RTP/RTCP figures
 
     @property
     def duration(self) -> float:

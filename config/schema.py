@@ -145,7 +145,13 @@ def _v1_initial(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_initial,)
+def _v2_cdr_quality(db: sqlite_utils.Database) -> None:
+    """Call quality per CDR: packets relayed and the loss/jitter the phones reported by RTCP,
+    as a JSON object (``{"caller": {...}, "callee": {...}}``); '{}' for older records."""
+    db.execute("ALTER TABLE cdrs ADD COLUMN quality TEXT NOT NULL DEFAULT '{}'")
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_cdr_quality)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

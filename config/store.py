@@ -75,7 +75,7 @@ _BINDING_COLS = (
 )
 _CDR_COLS = (
     "id, account_id, call_id, caller, callee, started_at, answered_at, ended_at, disposition, "
-    "hangup_by, sip_status, caller_name, answered_by"
+    "hangup_by, sip_status, caller_name, answered_by, quality"
 )
 
 _SQL_ACCOUNT_BY_DOMAIN = f"SELECT {_ACCOUNT_COLS} FROM accounts WHERE domain = ?"
@@ -650,7 +650,7 @@ class Store:
             "ORDER BY started_at DESC, id DESC LIMIT ?",
             (account.id, limit),
         )
-        return [Cdr(*row) for row in rows]
+        return [Cdr(*row[:-1], quality=json.loads(row[-1] or "{}")) for row in rows]
 
     def put_live_call(self, call: LiveCall) -> None:
         with self._write() as conn:
@@ -676,10 +676,11 @@ class Store:
             conn.executemany("DELETE FROM live_calls WHERE call_id = ?", [(cid,) for cid in ended])
             conn.executemany(
                 "INSERT INTO cdrs (account_id, call_id, caller, caller_name, callee, started_at, answered_at, "
-                "ended_at, disposition, hangup_by, sip_status, answered_by) "
-                "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM accounts WHERE id = ?)",
+                "ended_at, disposition, hangup_by, sip_status, answered_by, quality) "
+                "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM accounts WHERE id = ?)",
                 [(c.account_id, c.call_id, c.caller, c.caller_name, c.callee, c.started_at, c.answered_at,
-                  c.ended_at, c.disposition, c.hangup_by, c.sip_status, c.answered_by, c.account_id)
+                  c.ended_at, c.disposition, c.hangup_by, c.sip_status, c.answered_by,
+                  json.dumps(c.quality, sort_keys=True), c.account_id)
                  for c in cdrs])
 
     def remove_live_call(self, call_id: str) -> None:

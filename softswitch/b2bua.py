@@ -187,11 +187,12 @@ class Call:
                 leg.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        quality = self._quality()
         for ep in (self.ep_a, self.ep_b):
             if ep is not None:
                 self.core.untrack_endpoint(ep)
                 await ep.close()
-        self.core.call_ended(self, self._cdr())
+        self.core.call_ended(self, self._cdr(quality))
 
     def _bye_reason(self) -> str | None:
         if self.hangup_by == "rtp-timeout":
@@ -200,7 +201,19 @@ class Call:
             return 'SIP;cause=503;text="Switch shutting down"'
         return None
 
-    def _cdr(self) -> Cdr:
+    def _quality(self) -> dict:
+        """Per side: RTP packets the switch received/sent and, from that phone's RTCP
+        receiver reports, the loss and jitter it experienced (RFC 3550 §6.4)."""
+        keep = ("packets_in", "packets_out", "remote_fraction_lost", "remote_packets_lost", "remote_jitter_ms",
+                "packets_lost", "jitter_ms")
+        out = {}
+        for side, ep in (("caller", self.ep_a), ("callee", self.ep_b)):
+            if ep is not None and self.answered_at is not None:
+                q = ep.quality()
+                out[side] = {k: q[k] for k in keep if q.get(k) is not None}
+        return out
+
+    def _cdr(self, quality: dict | None = None) -> Cdr:
         if self.answered_at is not None:
             disposition = "ANSWERED"
         elif self.final_status == 487:
@@ -217,6 +230,7 @@ class Call:
             ended_at=time.time(), disposition=disposition, hangup_by=self.hangup_by,
             sip_status=self.final_status, caller_name=self.caller.name,
             answered_by=self.winner.label.rsplit("/", 1)[-1] if self.winner else "",
+            quality=quality or {},
         )
 
     def _publish(self) -> None:

@@ -49,9 +49,11 @@ def acme(run) -> None:
 
 
 def test_init_creates_the_database(run, db: str) -> None:
-    assert ok(run("init")) == f"database {db} is ready (schema version 1)\n"
+    from config.schema import SCHEMA_VERSION
+
+    assert ok(run("init")) == f"database {db} is ready (schema version {SCHEMA_VERSION})\n"
     assert Path(db).exists()
-    assert "schema version 1" in ok(run("init"))  # idempotent
+    assert f"schema version {SCHEMA_VERSION}" in ok(run("init"))  # idempotent
 
 
 def test_db_from_environment(tmp_path: Path) -> None:

@@ -41,11 +41,12 @@ def write_csv(tmp_path: Path, text: str) -> str:
 
 
 def test_new_database_is_at_current_schema_version_in_wal_mode(store: Store, db_path: str) -> None:
-    assert store.schema_version() == schema.SCHEMA_VERSION == 1
+    assert store.schema_version() == schema.SCHEMA_VERSION == len(schema.MIGRATIONS)
     conn = sqlite3.connect(db_path)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [
+            (v,) for v in range(1, schema.SCHEMA_VERSION + 1)]
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     finally:
         conn.close()
@@ -58,22 +59,22 @@ def test_reopening_and_migrating_again_changes_nothing(store: Store, db_path: st
     assert schema.migrate(store.db) == 0
     again = Store(db_path)
     try:
-        assert again.schema_version() == 1
+        assert again.schema_version() == schema.SCHEMA_VERSION
         assert [a.name for a in again.list_accounts()] == ["acme"]
     finally:
         again.close()
     rows = store.db.execute("SELECT COUNT(*) FROM schema_version").fetchone()
-    assert rows == (1,)
+    assert rows == (schema.SCHEMA_VERSION,)
 
 
 def test_a_new_migration_is_applied_once_and_recorded(store: Store) -> None:
-    def v2_add_note(db: sqlite_utils.Database) -> None:
+    def next_add_note(db: sqlite_utils.Database) -> None:
         db.execute("ALTER TABLE accounts ADD COLUMN note TEXT NOT NULL DEFAULT ''")
 
-    migrations = (*schema.MIGRATIONS, v2_add_note)
+    migrations = (*schema.MIGRATIONS, next_add_note)
     assert schema.migrate(store.db, migrations) == 1
     assert schema.migrate(store.db, migrations) == 0
-    assert schema.current_version(store.db) == 2
+    assert schema.current_version(store.db) == schema.SCHEMA_VERSION + 1
     assert "note" in store.db["accounts"].columns_dict
 
 
@@ -84,7 +85,7 @@ def test_a_failing_migration_leaves_the_database_unchanged(store: Store) -> None
 
     with pytest.raises(sqlite3.OperationalError):
         schema.migrate(store.db, (*schema.MIGRATIONS, v2_broken))
-    assert schema.current_version(store.db) == 1
+    assert schema.current_version(store.db) == schema.SCHEMA_VERSION
     assert not store.db["half_done"].exists()
 
 
@@ -494,3 +495,22 @@ def test_apply_call_changes_writes_live_calls_and_cdrs_together(store: Store, ac
     assert store.list_live_calls() == []
     [row] = store.list_cdrs("acme")
     assert (row.call_id, row.disposition, row.billsec) == ("c1", "ANSWERED", 9.0)
+
+
+def test_version_1_database_migrates_keeping_its_cdrs(db_path: str) -> None:
+    """An installation from before CDR quality (schema 1) upgrades in place."""
+    import sqlite_utils as su
+
+    old = su.Database(db_path)
+    assert schema.migrate(old, schema.MIGRATIONS[:1]) == 1
+    old.execute("INSERT INTO accounts (name, domain, digits, language, timezone, created_at) "
+                "VALUES ('acme', 'acme.example.com', 3, 'en', 'Europe/Amsterdam', 0)")
+    old.execute("INSERT INTO cdrs (account_id, call_id, caller, callee, started_at, answered_at, ended_at, "
+                "disposition, hangup_by, sip_status, caller_name, answered_by) "
+                "VALUES (1, 'old', '201', '202', 1, 2, 3, 'ANSWERED', 'caller', 200, 'Alice', 'acme-202')")
+    old.conn.commit()
+    old.close()
+    with Store(db_path) as store:
+        assert store.schema_version() == schema.SCHEMA_VERSION
+        [cdr] = store.list_cdrs("acme")
+        assert (cdr.call_id, cdr.caller_name, cdr.quality) == ("old", "Alice", {})

@@ -84,6 +84,9 @@ def test_call_between_extensions_with_two_way_audio_live_list_and_cdr(daemon, ph
     assert cli_json(switch, phone_lab, "calls", until=lambda rows: rows == []) == []
     [cdr] = cli_json(switch, phone_lab, "cdr", "acme", until=bool)
     assert (cdr["caller"], cdr["callee"], cdr["disposition"], cdr["hangup_by"]) == ("201", "202", "ANSWERED", "caller")
+    # call quality: RTP relayed both ways (and, once the phones sent RTCP, their loss/jitter)
+    assert cdr["quality"]["caller"]["packets_in"] > 20 and cdr["quality"]["callee"]["packets_in"] > 20
+    assert cdr["quality"]["caller"]["packets_out"] > 20 and cdr["quality"]["callee"]["packets_out"] > 20
 
 
 def test_hold_and_resume_are_renegotiated_on_the_other_leg(daemon, phone_lab, tmp_path):
