@@ -241,10 +241,13 @@ class Store:
     Not thread-safe: use it from the thread that created it (the event loop's).
     """
 
-    def __init__(self, path: str | Path = DEFAULT_DB_PATH) -> None:
+    def __init__(self, path: str | Path = DEFAULT_DB_PATH, *, any_thread: bool = False) -> None:
+        """``any_thread=True``: the connection may be used from a thread other than the one
+        that opened it (never from two at once) — the daemon's background writer."""
         self.path = str(path)
         # isolation_level=None: no implicit transactions; writes use _write().
-        self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                     check_same_thread=not any_thread)
         try:
             self._conn.execute("PRAGMA journal_mode=WAL")
             # WAL + NORMAL: no fsync per commit; a power cut may lose the last commits

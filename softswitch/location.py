@@ -94,19 +94,35 @@ class Location:
 
     def flush(self) -> None:
         """Persist everything changed since the last flush in one transaction."""
+        batch = self.take_batch()
+        if batch is not None and not self.write_batch(batch):
+            self.requeue(batch)
+
+    def take_batch(self) -> tuple[list[Binding], list[tuple[int, str]], list[int]] | None:
+        """Detach what changed (on the event loop); ``write_batch`` may then run in a thread."""
         if not self.dirty:
-            return
-        saves, removals, cleared = list(self._saves.values()), sorted(self._removals), sorted(self._cleared)
+            return None
+        batch = (list(self._saves.values()), sorted(self._removals), sorted(self._cleared))
         self._saves, self._removals, self._cleared = {}, set(), set()
+        return batch
+
+    def write_batch(self, batch: tuple[list[Binding], list[tuple[int, str]], list[int]]) -> bool:
+        """Write one detached batch (safe in a worker thread: touches only the store)."""
+        saves, removals, cleared = batch
         try:
             self.store.apply_bindings(saves, removals, cleared)
+            return True
         except Exception:
-            # keep them for the next attempt (a locked database, a full disk)
             log.exception("could not persist %d binding change(s); will retry", len(saves) + len(removals))
-            for b in saves:
-                self._saves.setdefault((b.channel_id, b.contact), b)
-            self._removals.update(removals)
-            self._cleared.update(cleared)
+            return False
+
+    def requeue(self, batch: tuple[list[Binding], list[tuple[int, str]], list[int]]) -> None:
+        """Put a batch that failed back (on the event loop); newer changes to the same contact win."""
+        saves, removals, cleared = batch
+        for b in saves:
+            self._saves.setdefault((b.channel_id, b.contact), b)
+        self._removals.update(r for r in removals if r not in self._saves)
+        self._cleared.update(cleared)
 
 
 class DirectoryStore(Protocol):
@@ -184,15 +200,30 @@ class CallJournal:
         return bool(self._live or self._ended or self._cdrs)
 
     def flush(self) -> None:
+        batch = self.take_batch()
+        if batch is not None and not self.write_batch(batch):
+            self.requeue(batch)
+
+    def take_batch(self) -> tuple[list[LiveCall], list[str], list[Cdr]] | None:
         if not self.dirty:
-            return
-        live, ended, cdrs = list(self._live.values()), sorted(self._ended), self._cdrs
+            return None
+        batch = (list(self._live.values()), sorted(self._ended), self._cdrs)
         self._live, self._ended, self._cdrs = {}, set(), []
+        return batch
+
+    def write_batch(self, batch: tuple[list[LiveCall], list[str], list[Cdr]]) -> bool:
+        """Write one detached batch (safe in a worker thread: touches only the store)."""
+        live, ended, cdrs = batch
         try:
             self.store.apply_call_changes(live, ended, cdrs)
+            return True
         except Exception:
             log.exception("could not write %d CDR(s) / live call changes; will retry", len(cdrs))
-            for c in live:
-                self._live.setdefault(c.call_id, c)
-            self._ended.update(e for e in ended if e not in self._live)
-            self._cdrs = cdrs + self._cdrs
+            return False
+
+    def requeue(self, batch: tuple[list[LiveCall], list[str], list[Cdr]]) -> None:
+        live, ended, cdrs = batch
+        for c in live:
+            self._live.setdefault(c.call_id, c)
+        self._ended.update(e for e in ended if e not in self._live)
+        self._cdrs = cdrs + self._cdrs

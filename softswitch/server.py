@@ -55,8 +55,12 @@ class SipCore:
         self.transport: SipTransport | None = None
         self.trace = trace
         self.directory = Directory(store)
-        self.location = Location(store)
-        self.journal = CallJournal(store)
+        # Write-behind batches go through a second connection in a worker thread, so a burst
+        # (thousands of phones re-registering after an outage) never stalls the event loop.
+        self.writer = Store(store.path, any_thread=True)
+        self.location = Location(self.writer)
+        self.journal = CallJournal(self.writer)
+        self._write_lock = asyncio.Lock()
         self.auth = Authenticator(self.directory, DigestChallenger(secret or os.urandom(32), algorithms=digest_algorithms))
         self.registrar = Registrar(self.directory, self.location, self.auth)
         self.server_name = SERVER_NAME
@@ -102,9 +106,9 @@ class SipCore:
         await self.media.close()
         if self.transport:
             await self.transport.close()
-        self.location.flush()
-        self.journal.flush()
+        await self.persist()
         self.store.clear_live_calls()
+        self.writer.close()
 
     # ------------------------------------------------------------------ services for legs/calls
     def now(self) -> float:
@@ -208,8 +212,25 @@ class SipCore:
         """Write-behind of registrations, live calls and CDRs: a few transactions per interval."""
         while True:
             await asyncio.sleep(FLUSH_INTERVAL)
-            self.location.flush()
-            self.journal.flush()
+            await self.persist()
+
+    async def persist(self) -> None:
+        """Hand what changed to the writer thread (one batch at a time)."""
+        async with self._write_lock:
+            bindings, calls = self.location.take_batch(), self.journal.take_batch()
+            if bindings is None and calls is None:
+                return
+            ok_bindings, ok_calls = await asyncio.to_thread(self._write_batches, bindings, calls)
+            if not ok_bindings:
+                self.location.requeue(bindings)  # type: ignore[arg-type]
+            if not ok_calls:
+                self.journal.requeue(calls)  # type: ignore[arg-type]
+
+    def _write_batches(self, bindings: Any, calls: Any) -> tuple[bool, bool]:
+        """Runs in the worker thread and touches only the writer connection."""
+        ok_bindings = bindings is None or self.location.write_batch(bindings)
+        ok_calls = calls is None or self.journal.write_batch(calls)
+        return ok_bindings, ok_calls
 
     # ------------------------------------------------------------------ dispatch
     def dispatch(self, event: object) -> None:
