@@ -49,20 +49,32 @@ class AuthResult:
     status: int = 0
     reason: str = ""
     headers: tuple[tuple[str, str], ...] = ()
+    account: Account | None = None
 
     @property
     def ok(self) -> bool:
         return self.channel is not None
 
 
-class ChannelStore:  # the slice of config.store.Store this module needs (typing only)
+class ChannelStore:  # the slice of the directory this module needs (typing only)
     def channel_by_username(self, account_id: int, username: str) -> Channel | None: ...
+    def account_by_domain(self, domain: str) -> Account | None: ...
 
 
 class Authenticator:
     def __init__(self, store: ChannelStore, challenger: DigestChallenger):
         self.store = store
         self.challenger = challenger
+
+    def identify(self, request: Request, domain: str, now: float) -> AuthResult:
+        """Which account (by ``domain``, the AOR's host, else the Request-URI's host, since
+        phones configured with the server's IP address put it there) and which of its
+        channels sent ``request``: 404 for an unknown domain, else as ``authenticate``."""
+        account = self.store.account_by_domain(domain) or self.store.account_by_domain(request.uri.host)
+        if account is None:
+            return AuthResult(None, 404, f"Not Found (unknown domain {domain[:64]})")
+        result = self.authenticate(request, account, now)
+        return AuthResult(result.channel, result.status, result.reason, result.headers, account)
 
     def authenticate(self, request: Request, account: Account, now: float) -> AuthResult:
         proxy = request.method != "REGISTER"

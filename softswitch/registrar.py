@@ -56,13 +56,8 @@ class Registrar:
         to = request.to.uri
         if not to.is_sip:
             return Reply(400, f"Bad Request (To must be a SIP AOR, not {to.scheme}:)")
-        # The AOR (To) names the account's domain; phones configured with the server's
-        # address as registrar put that address in the Request-URI (§10.2).
-        domain = to.host
-        account = self.directory.account_by_domain(domain) or self.directory.account_by_domain(request.uri.host)
-        if account is None:
-            return Reply(404, f"Not Found (unknown domain {domain[:64]})")
-        result = self.auth.authenticate(request, account, now)
+        # The AOR (To) names the account's domain (§10.2).
+        result = self.auth.identify(request, to.host, now)
         if not result.ok:
             return Reply(result.status, result.reason, result.headers)
         channel = result.channel

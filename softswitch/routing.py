@@ -42,18 +42,13 @@ class Refusal:
 
 def route_invite(core: "SipCore", request: "Request", peer: "Peer", now: float) -> Route | Refusal:
     store = core.store
-    # The caller's From names its account (a phone may address the server by IP in the
-    # Request-URI); fall back to the Request-URI host.
+    # The caller's From names its account.
     from_uri = request.from_.uri
-    domain = from_uri.host if from_uri.is_sip else request.uri.host
-    account = core.directory.account_by_domain(domain) or core.directory.account_by_domain(request.uri.host)
-    if account is None:
-        return Refusal(404, f"Not Found (unknown domain {domain[:64]})")
-    auth = core.auth.authenticate(request, account, now)
+    auth = core.auth.identify(request, from_uri.host if from_uri.is_sip else request.uri.host, now)
     if not auth.ok:
         return Refusal(auth.status, auth.reason, auth.headers)
-    channel = auth.channel
-    assert channel is not None
+    account, channel = auth.account, auth.channel
+    assert account is not None and channel is not None
     caller = store.user_on_channel(channel.id)
     if caller is None:
         return Refusal(403, "Forbidden (no user logged in on this device; dial 901 to log in)")

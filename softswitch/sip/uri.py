@@ -26,6 +26,18 @@ SIP_SCHEMES = ("sip", "sips")
 PARSE_CACHE_SIZE = 4096
 _URI_CACHE: dict[str, "Uri"] = {}
 _NAME_ADDR_CACHE: dict[str, "NameAddr"] = {}
+
+
+def _cached_parse(cache: dict, text: str, parse):  # type: ignore[no-untyped-def]
+    try:
+        return cache[text]
+    except KeyError:
+        pass
+    value = parse(text)  # raises ParseError: nothing is cached for bad input
+    if len(cache) >= PARSE_CACHE_SIZE:
+        cache.clear()
+    cache[text] = value
+    return value
 # sip:user:pw@host:port;params?headers where every part is made of plain characters
 _FAST_SIP_URI = re.compile(
     r"(?i:(sips?)):(?:([A-Za-z0-9\-_.!~*'()&=+$,;?/:%]+)@)?"
@@ -150,15 +162,7 @@ class Uri:
 
         Results are cached by text (bounded): Uri is immutable and a registering phone
         sends the same Request-URI, To and Contact again and again."""
-        try:
-            return _URI_CACHE[text]
-        except KeyError:
-            pass
-        uri = cls._parse(text)
-        if len(_URI_CACHE) >= PARSE_CACHE_SIZE:
-            _URI_CACHE.clear()
-        _URI_CACHE[text] = uri
-        return uri
+        return _cached_parse(_URI_CACHE, text, cls._parse)
 
     @classmethod
     def _parse(cls, text: str) -> "Uri":
@@ -256,15 +260,7 @@ class NameAddr:
     @classmethod
     def parse(cls, text: str) -> "NameAddr":
         """Parse a name-addr/addr-spec with parameters; cached by text like ``Uri.parse``."""
-        try:
-            return _NAME_ADDR_CACHE[text]
-        except KeyError:
-            pass
-        value = cls._parse(text)
-        if len(_NAME_ADDR_CACHE) >= PARSE_CACHE_SIZE:
-            _NAME_ADDR_CACHE.clear()
-        _NAME_ADDR_CACHE[text] = value
-        return value
+        return _cached_parse(_NAME_ADDR_CACHE, text, cls._parse)
 
     @classmethod
     def _parse(cls, text: str) -> "NameAddr":
