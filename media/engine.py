@@ -72,9 +72,9 @@ from typing import Any
 import numpy as np
 
 from media.codecs import UnsupportedCodecError
-from media.codecs.g711 import PCMU_PAYLOAD_TYPE
+from media.codecs.g711 import PCMU_PAYLOAD_TYPE, ULAW_SILENCE, decode_rows, encode_rows
 from media.dtmf import DtmfDigit, DtmfSender, GoertzelDetector, parse_dtmf_info
-from media.mixer import FrameClock, FrameSource, Mixer
+from media.mixer import FrameClock, FrameSource, Mixer, mix_minus_groups
 from media.player import FilePlayer, MohListener, MusicOnHold, play_prompts
 from media.ports import PortAllocator
 from media.prompts import DEFAULT_LANGUAGE
@@ -82,7 +82,8 @@ from media.recorder import Recorder
 from media.rtp import (RTCP_BYE, RTCP_SDES, ReportBlock, RtcpOther, RtcpPacket,
                        RtcpReceiverReport, RtcpSenderReport, is_rtcp, parse_rtcp,
                        serialize_rtcp)
-from media.session import FRAME_SAMPLES, MediaStream, rtp_payload_offset, transcode_table
+from media.session import (FRAME_SAMPLES, LAW_ALAW, LAW_NONE, MediaStream, rtp_payload_offset,
+                           transcode_table)
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ DEFAULT_DTMF_MS = 100  # duration of a digit we send
 RECORD_FLUSH_TICKS = 100  # write recordings to disk (in a thread) every 2 s
 _SILENCE = np.zeros(FRAME_SAMPLES, dtype=np.int16)
 _SILENCE.setflags(write=False)
+_PLACEHOLDER = bytes((ULAW_SILENCE,)) * FRAME_SAMPLES  # row of a frame decoded elsewhere
 
 _monotonic = time.monotonic
 _SEQ_TS_SSRC = struct.Struct("!HII")  # bytes 2..12 of the RTP header
@@ -187,7 +189,8 @@ class _RtpProtocol(_Protocol):
                 return
         out = ep._peer
         if out is None:
-            ep._deliver(data)
+            if ep.on_rtp is not None:
+                ep._deliver(data)
             return
         dest = out._relay_dest
         if dest is None:
@@ -330,7 +333,7 @@ class Endpoint:
         self._xcode_pts: tuple[int, int, int | None, int | None] = (0, 0, None, None)
         self._playback: Playback | None = None
         self._conference: Conference | None = None
-        self._conf_out: np.ndarray | None = None
+        self._conf_row = -1  # row in the engine's conference batch (-1: none yet)
         self._last_out: np.ndarray | None = None  # the audio frame generated this tick
         self._recordings: set[Recording] = set()
         self._dtmf_queue: asyncio.Queue[tuple[str, int] | None] | None = None
@@ -547,6 +550,13 @@ class Endpoint:
             logger.debug("%s: DTMF %s (%s, %d ms)", self.label, d.digit, d.source,
                          d.duration_ms)
 
+    def _ingress_decode(self, data: bytes, now: float) -> bytes | None:
+        """The tap of a decoded endpoint that does not transcode (see _ingress)."""
+        digits = self.stream.receive(data, now)  # type: ignore[union-attr]
+        if digits:
+            self._emit(digits)
+        return data
+
     def _ingress(self, data: bytes, now: float) -> bytes | None:
         """Tap on received RTP (installed only when needed): decode side, transcoding."""
         stream = self.stream
@@ -586,6 +596,25 @@ class Endpoint:
                         s.remote_fraction_lost = block.fraction_lost / 256.0
                         s.remote_packets_lost = block.packets_lost
                         s.remote_jitter_ms = block.jitter * 1000.0 / self.clock_rate
+
+    def _send_audio_payload(self, stream: MediaStream, payload: bytes, tick: int) -> None:
+        """Send an encoded frame of the generated stream: the packet `send_rtp` would
+        send for `stream.audio_packet()`, assembled directly in our numbering while the
+        generated stream is the current source (the common case of a conference leg)."""
+        dest = self._rtp_dest
+        transport = self._rtp_transport
+        if (self._gen_marker or self._src_ssrc_b != stream.gen_ssrc_b or dest is None
+                or transport is None):
+            # first packet of a talk spurt, a source change, or nothing to send
+            self._send_generated(stream.audio_header(tick) + payload)
+            return
+        buf = stream.audio_header(tick, self._seq_off, self._ts_off, self.ssrc) + payload
+        self._last_sent = buf
+        self._last_tx = _monotonic()
+        transport.sendto(buf, dest)
+        st = self.stats
+        st.packets_out += 1
+        st.bytes_out += len(buf)
 
     def _send_generated(self, packet: bytes) -> None:
         if self._gen_marker:  # first packet of a talk spurt (RFC 3551 section 4.1)
@@ -712,6 +741,9 @@ class MediaEngine:
         self._rng = random.SystemRandom()
         self._active: set[Endpoint] = set()  # endpoints with work on the frame clock
         self._conferences: set[Conference] = set()
+        self._layout: _ConferenceLayout | None = None  # None: rebuild on the next tick
+        self._mixed: np.ndarray | None = None  # this tick's conference outputs, by row
+        self._encoded: bytes | None = None  # the same, G.711-encoded
         self._recordings: set[Recording] = set()
         self._clock_task: asyncio.Task[None] | None = None
         self._epoch = _monotonic()
@@ -934,7 +966,10 @@ class MediaEngine:
     def _update_tap(self, ep: Endpoint) -> None:
         stream = ep.stream
         decode = stream is not None and (stream.want_audio or ep._dtmf_rfc)
-        ep._tap = ep._ingress if (decode or ep._xcode is not None) else None
+        if ep._xcode is not None:
+            ep._tap = ep._ingress
+        else:
+            ep._tap = ep._ingress_decode if decode else None
 
     def _update_decoding(self, ep: Endpoint) -> None:
         stream = ep.stream
@@ -1027,29 +1062,116 @@ class MediaEngine:
 
     def _tick(self, now: float, tick: int) -> None:
         active = list(self._active)
+        layout = self._conference_layout()
+        members = layout.members
+        rows = list(members)  # decoded inputs: conference legs first, in layout order
+        for ep in active:
+            stream = ep.stream
+            if stream is not None and stream.want_audio and ep._conference is None:
+                rows.append(ep)
+        alaw_rows: list[int] = []
+        decoded = self._decode_inputs(rows, now, alaw_rows) if rows else None
         for ep in active:
             stream = ep.stream
             if stream is None:
                 continue
-            if stream.want_audio:
-                frame = stream.pull(now)
-                if ep._inband and not ep._saw_rfc4733:
-                    digits = stream.detect_inband(frame)
-                    if digits:
-                        ep._emit(digits)
+            if ep._inband and stream.want_audio and not ep._saw_rfc4733:
+                digits = stream.detect_inband(stream.last_frame)
+                if digits:
+                    ep._emit(digits)
             if ep._dtmf_rfc:
                 digits = stream.poll_dtmf(now)
                 if digits:
                     ep._emit(digits)
-        for conf in list(self._conferences):
-            conf._tick()
+        self._mixed = self._encoded = None
+        if members and decoded is not None:
+            self._mix_conferences(layout, decoded, alaw_rows)
+        encoded = self._encoded
+        mixed = self._mixed
         for ep in active:
+            row = ep._conf_row
+            if (row >= 0 and encoded is not None and ep._playback is None
+                    and not ep._dtmf_out and not ep.closed):
+                stream = ep.stream
+                if stream is not None and stream.g711_law != LAW_NONE:
+                    # conference leg, batch-encoded: only the RTP header is left to do
+                    ep._last_out = mixed[row] if ep._recordings else None  # type: ignore[index]
+                    start = row * FRAME_SAMPLES
+                    ep._send_audio_payload(stream, encoded[start:start + FRAME_SAMPLES], tick)
+                    ep.stats.frames_sent += 1
+                    continue
             self._send_tick(ep, tick)
         for recording in list(self._recordings):
             recording._tick()
         for ep in active:
-            if not self._needs_tick(ep):
+            if ep._conference is None and not self._needs_tick(ep):
                 self._active.discard(ep)
+
+    @staticmethod
+    def _decode_inputs(rows: list[Endpoint], now: float, alaw_rows: list[int]) -> np.ndarray:
+        """Pull this tick's input of every decoded endpoint; G.711 payloads of all of
+        them are decoded with one table gather (media.codecs.g711.decode_rows).
+
+        Returns (rows, FRAME_SAMPLES) int16, read-only; sets each stream's last_frame
+        to its row and fills `alaw_rows` with the rows whose stream is A-law.
+        """
+        payloads: list[bytes] = []
+        overrides: list[tuple[int, np.ndarray]] = []
+        for row, ep in enumerate(rows):
+            stream: MediaStream = ep.stream  # type: ignore[assignment]
+            item = stream.pull_payload(now)
+            if stream.g711_law == LAW_ALAW:
+                alaw_rows.append(row)
+            if isinstance(item, bytes):
+                payloads.append(item)
+            else:  # concealed, silence, another packet size, not G.711: decoded already
+                payloads.append(_PLACEHOLDER)
+                overrides.append((row, item))
+        codes = np.frombuffer(b"".join(payloads), dtype=np.uint8).reshape(len(rows),
+                                                                          FRAME_SAMPLES)
+        decoded = decode_rows(codes, alaw_rows)
+        for row, samples in overrides:
+            decoded[row] = samples
+        decoded.flags.writeable = False
+        for row, ep in enumerate(rows):
+            ep.stream.last_frame = decoded[row]  # type: ignore[union-attr]
+        return decoded
+
+    def _mix_conferences(self, layout: _ConferenceLayout, decoded: np.ndarray,
+                         alaw_rows: list[int]) -> None:
+        """Mix every conference in one pass (media.mixer.mix_minus_groups) and encode
+        the outputs of all G.711 legs with one table gather."""
+        members = layout.members
+        count = len(members)
+        mixed = mix_minus_groups(decoded[:count], layout.starts, layout.muted)
+        self._encoded = encode_rows(mixed, [row for row in alaw_rows if row < count]).tobytes()
+        mixed.flags.writeable = False
+        self._mixed = mixed  # row ep._conf_row is what participant ep hears
+        for conf in layout.conferences:
+            conf.mixer.stats.ticks += 1
+
+    def _conference_layout(self) -> _ConferenceLayout:
+        layout = self._layout
+        if layout is None:
+            members: list[Endpoint] = []
+            confs: list[Conference] = []
+            starts: list[int] = []
+            muted: list[bool] = []
+            # same-sized conferences next to each other: one block each in the mix
+            for conf in sorted(self._conferences, key=lambda c: len(c.mixer.participants)):
+                parts: list[Endpoint] = conf.mixer.participants  # type: ignore[assignment]
+                if not parts:
+                    continue
+                confs.append(conf)
+                starts.append(len(members))
+                for ep in parts:
+                    ep._conf_row = len(members)
+                    members.append(ep)
+                    muted.append(conf.mixer.is_muted(ep))
+            layout = self._layout = _ConferenceLayout(
+                members, confs, np.array(starts, dtype=np.intp),
+                np.array(muted, dtype=bool) if any(muted) else None)
+        return layout
 
     def _send_tick(self, ep: Endpoint, tick: int) -> None:
         ep._last_out = None
@@ -1073,8 +1195,9 @@ class MediaEngine:
                 self._end_playback(playback, "finished")
             else:
                 playback.frames += 1
-        if frame is None and ep._conference is not None:
-            frame = ep._conf_out
+        if frame is None and ep._conference is not None and ep._conf_row >= 0 \
+                and self._mixed is not None:
+            frame = self._mixed[ep._conf_row]
         if frame is None:
             return
         if frame.shape != (FRAME_SAMPLES,):
@@ -1240,6 +1363,7 @@ class Conference:
         ep._require_stream()
         self.engine.unrelay(ep)
         self.mixer.add(ep, muted=muted)
+        self.engine._layout = None
         ep._conference = self
         ep._gen_marker = True
         ep._refresh_relay()
@@ -1250,8 +1374,9 @@ class Conference:
         if ep._conference is not self:
             return
         self.mixer.remove(ep)
+        self.engine._layout = None
         ep._conference = None
-        ep._conf_out = None
+        ep._conf_row = -1
         ep._refresh_relay()
         self.engine._update_decoding(ep)
 
@@ -1260,6 +1385,7 @@ class Conference:
         if ep._conference is not self:
             raise MediaError(f"{ep.label} is not in this conference")
         self.mixer.set_mute(ep, muted)
+        self.engine._layout = None
 
     def close(self) -> None:
         """Remove every participant (their endpoints stay open). Idempotent."""
@@ -1267,25 +1393,22 @@ class Conference:
             self.remove(ep)
         self.closed = True
         self.engine._conferences.discard(self)
+        self.engine._layout = None
 
-    def _tick(self) -> None:
-        # The arithmetic of media.mixer.Mixer.mix (sum once in int32, total minus own,
-        # clip once), inlined with plain ufuncs: this runs for every conference every
-        # 20 ms and Mixer's general path (sources, stats) costs several times more.
-        members: list[Endpoint] = self.mixer.participants  # type: ignore[assignment]
-        if not members:
-            return
-        frames = np.array([_input_frame(ep) for ep in members], dtype=np.int32)
-        for row, ep in enumerate(members):
-            if self.mixer.is_muted(ep):
-                frames[row] = 0
-        out = frames.sum(axis=0) - frames
-        np.minimum(out, 32767, out=out)
-        np.maximum(out, -32768, out=out)
-        mixed = out.astype(np.int16)
-        self.mixer.stats.ticks += 1
-        for row, ep in enumerate(members):
-            ep._conf_out = mixed[row]
+
+
+@dataclass(slots=True)
+class _ConferenceLayout:
+    """Rows of the engine's per-tick conference batch (rebuilt when membership or
+    mute state changes)."""
+
+    members: list[Endpoint]
+    """Every participant of every non-empty conference, each conference contiguous."""
+    conferences: list[Conference]
+    starts: np.ndarray
+    """First row of each conference in `members`."""
+    muted: np.ndarray | None
+    """Bool per row, None when nobody is muted."""
 
 
 class DtmfEvents:

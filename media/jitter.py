@@ -23,6 +23,17 @@ the engine takes one frame per tick with ``pop(now)``.
 The payload is either already decoded (``np.int16`` array) or bytes with a
 ``decoder`` given to the constructor; decoding then happens in sequence order, which
 stateful decoders (G.722, Opus) need.
+
+Fast path: a packet whose sequence number is the one after the highest seen (the
+common case, in order) is stored without the late/duplicate/resync checks, which
+cannot apply to it; taking the frame of the next slot is one dict pop. Storage is a
+dict keyed by extended sequence number, so push and pop are O(1); ``min()`` over the
+(few) buffered frames is only needed when playout starts, on overflow and when the
+delay shrinks. ``pop_payload(now)`` is ``pop(now)`` without the decoding and without
+the ``JitterFrame``: it returns the payload as pushed, so the engine can decode the
+payloads of every G.711 leg of a tick in one numpy gather (G.711 is stateless). A
+concealed frame needs the last decoded frame: in that mode it is decoded lazily from
+the last payload, which gives the same samples for a stateless decoder.
 """
 from __future__ import annotations
 
@@ -99,11 +110,13 @@ class JitterBuffer:
         self._next: int | None = None  # extended seq of the next slot to play
         self._playing = False
         self._first_arrival = 0.0
-        self._last: np.ndarray | None = None
+        self._last: bytes | np.ndarray | None = None
         self._concealed_run = 0
+        self._slot = 0  # extended seq of the slot returned by the last pop
+        self._slot_concealed = False
         self._transit: float | None = None
         self._jitter = 0.0  # seconds, RFC 3550 A.8 estimator
-        self.target_frames = self.min_frames
+        self._shrink_above = self.min_frames + SHRINK_SLACK_FRAMES  # cheap pre-check
         self.stats = JitterStats()
 
     def __repr__(self) -> str:
@@ -111,6 +124,13 @@ class JitterBuffer:
             f"<JitterBuffer depth={self.depth_ms}ms buffered={len(self._frames)} "
             f"jitter={self.jitter_ms:.1f}ms>"
         )
+
+    @property
+    def target_frames(self) -> int:
+        """Target playout depth in frames: ``JITTER_DEPTH_FACTOR * J`` in whole frames,
+        clamped to the configured bounds (computed when needed, from the estimate)."""
+        wanted = math.ceil(JITTER_DEPTH_FACTOR * self._jitter * 1000.0 / self.frame_ms - 1e-9)
+        return min(self.max_frames, max(self.min_frames, wanted))
 
     @property
     def depth_ms(self) -> int:
@@ -140,9 +160,34 @@ class JitterBuffer:
 
     def push(self, seq: int, timestamp: int, payload: bytes | np.ndarray, now: float) -> bool:
         """Add one packet; returns False when it was dropped (late, duplicate)."""
-        ext = self._extend(seq & 0xFFFF)
+        seq &= 0xFFFF
         self.stats.received += 1
-        self._update_jitter(timestamp, now)
+        # RFC 3550 appendix A.8: transit = arrival - timestamp, in seconds here
+        transit = now - (timestamp & 0xFFFFFFFF) / self.clock_rate
+        last = self._transit
+        if last is not None:
+            delta = abs(transit - last)
+            if delta < 1.0:  # ignore timestamp jumps (new source) in the estimate
+                self._jitter += (delta - self._jitter) / 16.0
+        self._transit = transit
+        highest = self._highest
+        if highest is not None and seq == (highest + 1) & 0xFFFF:
+            # in order (the common case): newer than anything buffered, so neither late
+            # nor a duplicate; only the resync gap and the size bound can apply
+            ext = highest + 1
+            nxt = self._next
+            if not self._playing or nxt is None or ext - nxt <= RESYNC_GAP_FRAMES:
+                frames = self._frames
+                self._highest = ext
+                if not frames and not self._playing:
+                    self._first_arrival = now
+                frames[ext] = payload
+                if len(frames) > MAX_BUFFERED_FRAMES:
+                    self._trim()
+                return True
+        return self._push_general(self._extend(seq), payload, now)
+
+    def _push_general(self, ext: int, payload: bytes | np.ndarray, now: float) -> bool:
         if self._playing and self._next is not None:
             if ext < self._next:
                 self.stats.late += 1
@@ -157,21 +202,13 @@ class JitterBuffer:
         if not self._frames and not self._playing:
             self._first_arrival = now
         self._frames[ext] = payload
+        self._trim()
+        return True
+
+    def _trim(self) -> None:
         while len(self._frames) > MAX_BUFFERED_FRAMES:
             del self._frames[min(self._frames)]
             self.stats.dropped += 1
-        return True
-
-    def _update_jitter(self, timestamp: int, now: float) -> None:
-        # RFC 3550 appendix A.8: transit = arrival - timestamp, in seconds here
-        transit = now - (timestamp & 0xFFFFFFFF) / self.clock_rate
-        if self._transit is not None:
-            delta = abs(transit - self._transit)
-            if delta < 1.0:  # ignore timestamp jumps (new source) in the estimate
-                self._jitter += (delta - self._jitter) / 16.0
-        self._transit = transit
-        wanted = math.ceil(JITTER_DEPTH_FACTOR * self._jitter * 1000.0 / self.frame_ms - 1e-9)
-        self.target_frames = min(self.max_frames, max(self.min_frames, wanted))
 
     def _resync(self) -> None:
         self.stats.resyncs += 1
@@ -185,48 +222,80 @@ class JitterBuffer:
 
     def pop(self, now: float) -> JitterFrame | None:
         """The frame for this 20 ms tick, or None before playout has started."""
-        if not self._playing:
-            if not self._frames:
-                return None
+        item = self.pop_payload(now)
+        if item is None:
+            return None
+        if isinstance(item, np.ndarray):
+            samples = item
+        elif self._decoder is not None:
+            samples = self._decoder(item)
+            self._last = samples  # conceal from the decoded frame, not the payload
+        else:
+            raise TypeError("bytes payload needs a decoder")
+        return JitterFrame(samples=samples, seq=self._slot % SEQ_MOD,
+                           concealed=self._slot_concealed)
+
+    def pop_payload(self, now: float) -> bytes | np.ndarray | None:
+        """Like ``pop`` without decoding: the payload of this tick's slot as pushed
+        (bytes or samples), a concealment frame (samples), or None before playout.
+
+        The caller decodes a bytes payload itself (in slot order for a stateful
+        decoder); ``last_slot`` / ``last_concealed`` describe the slot just taken.
+        """
+        if self._playing:
+            nxt = self._next
+            assert nxt is not None
+            payload = self._frames.pop(nxt, None)
+            if payload is not None:  # fast path: the next frame is there
+                self._last = payload
+                self._concealed_run = 0
+                self.stats.played += 1
+                self._slot = nxt
+                self._slot_concealed = False
+                self._next = nxt + 1
+                if len(self._frames) > self._shrink_above:  # target >= min_frames
+                    self._shrink()
+                return payload
+        elif not self._frames:
+            return None
+        else:
             waited_ms = (now - self._first_arrival) * 1000.0
             if len(self._frames) < self.target_frames and waited_ms < self.depth_ms:
                 return None
             self._playing = True
             self._next = min(self._frames)
+            return self.pop_payload(now)
         assert self._next is not None
-        payload = self._frames.pop(self._next, None)
-        if payload is not None:
-            frame = self._play(self._next, payload)
-            self._next += 1
-            self._shrink()
-            return frame
         if self._frames and len(self._frames) >= self.target_frames:
-            frame = self._conceal(self._next)  # lost: skip its slot
+            samples = self._conceal(self._next)  # lost: skip its slot
             self._next += 1
-            return frame
+            return samples
         return self._conceal(self._next)  # underrun: wait for it, delay grows
 
-    def _play(self, ext: int, payload: bytes | np.ndarray) -> JitterFrame:
-        if isinstance(payload, np.ndarray):
-            samples = payload
-        elif self._decoder is not None:
-            samples = self._decoder(payload)
-        else:
-            raise TypeError("bytes payload needs a decoder")
-        self._last = samples
-        self._concealed_run = 0
-        self.stats.played += 1
-        return JitterFrame(samples=samples, seq=ext % SEQ_MOD, concealed=False)
+    @property
+    def last_slot(self) -> int:
+        """RTP sequence number (16-bit) of the slot the last pop returned."""
+        return self._slot % SEQ_MOD
 
-    def _conceal(self, ext: int) -> JitterFrame:
+    @property
+    def last_concealed(self) -> bool:
+        """Whether the last pop returned a made-up frame."""
+        return self._slot_concealed
+
+    def _conceal(self, ext: int) -> np.ndarray:
         self._concealed_run += 1
         self.stats.concealed += 1
-        if self._last is None or self._concealed_run > MAX_CONCEALED_FRAMES:
-            samples = np.zeros(self.frame_samples, dtype=np.int16)
-        else:
-            gain = CONCEALMENT_ATTENUATION**self._concealed_run
-            samples = (self._last.astype(np.float32) * gain).astype(np.int16)
-        return JitterFrame(samples=samples, seq=ext % SEQ_MOD, concealed=True)
+        self._slot = ext
+        self._slot_concealed = True
+        last = self._last
+        if last is not None and not isinstance(last, np.ndarray):
+            if self._decoder is None:
+                raise TypeError("bytes payload needs a decoder")
+            last = self._last = self._decoder(last)  # lazily, see pop_payload
+        if last is None or self._concealed_run > MAX_CONCEALED_FRAMES:
+            return np.zeros(self.frame_samples, dtype=np.int16)
+        gain = CONCEALMENT_ATTENUATION**self._concealed_run
+        return (last.astype(np.float32) * gain).astype(np.int16)
 
     def _shrink(self) -> None:
         assert self._next is not None

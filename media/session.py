@@ -18,6 +18,13 @@ tick of its frame clock (``pull(now)``) and asks for the packets to send
   instant). The endpoint's rewriter maps it into the one stream the far end sees.
 - Transcoding tables for the G.711 relay (``transcode_table``): per-octet
   ``bytes.translate`` tables built from media.codecs.g711.
+- Batch path (used by the engine's frame clock for G.711 streams, ``g711_law`` is
+  ``LAW_ULAW`` or ``LAW_ALAW``): ``pull_payload(now)`` hands over the undecoded 20 ms
+  payload so that the payloads of all legs are decoded with one table gather, and
+  ``next_audio_numbers(tick)`` gives the sequence number and timestamp of a packet the
+  engine builds itself from a batch-encoded payload. The common received packet (no
+  CSRC, extension or padding, same source, next sequence number) takes a short path
+  through the RFC 3550 bookkeeping with the same results.
 """
 from __future__ import annotations
 
@@ -43,8 +50,14 @@ MAX_DROPOUT = 3000  # RFC 3550 appendix A.1: larger jumps restart the statistics
 # for is an underrun (a concealed frame in the middle of a prompt or a DTMF tone).
 JITTER_MIN_DEPTH_MS = 40
 _HEADER = struct.Struct("!BBHII")
+_SEQ_TS_SSRC = struct.Struct("!HII")
+_NO_DIGITS: list[DtmfDigit] = []  # shared empty result of receive(); never mutated
 _SILENCE = np.zeros(FRAME_SAMPLES, dtype=np.int16)
 _SILENCE.setflags(write=False)
+LAW_NONE = -1  # not G.711 at 8 kHz / 20 ms: decoded per stream
+LAW_ULAW = 0
+LAW_ALAW = 1
+_G711_LAWS = {"PCMU": LAW_ULAW, "PCMA": LAW_ALAW}
 
 _TRANSCODE: dict[tuple[str, str], bytes] = {
     ("PCMU", "PCMA"): ULAW_TO_ALAW,
@@ -104,6 +117,20 @@ class _SequenceTracker:
 
     def update(self, ssrc: int, seq: int, ts: int, now: float) -> None:
         st = self.stats
+        highest = self.highest
+        if ssrc == self.ssrc and seq == (highest + 1) & 0xFFFF:
+            # the next packet of the current source: expected and received both grow
+            # by one, so lost (expected - received, clamped) does not change
+            self.highest = highest + 1
+            st.received += 1
+            st.expected = self.highest - self.base + 1
+            transit = now * self.clock_rate - ts
+            if self.transit is not None:
+                d = abs(transit - self.transit)
+                if d < self.clock_rate:
+                    st.jitter += (d - st.jitter) / 16.0
+            self.transit = transit
+            return
         if ssrc != self.ssrc:  # a new source: start over (RFC 3550 section 8.2)
             self.ssrc = ssrc
             self.base = self.highest = seq
@@ -140,11 +167,14 @@ class MediaStream:
         self.codec: Codec = get_codec(codec_name)  # UnsupportedCodecError
         self.name = self.codec.name.upper()
         self.payload_type = payload_type
+        self._audio_pt = payload_type if payload_type != telephone_event_pt else -1
         self.clock_rate = self.codec.clock_rate or clock_rate
         self.telephone_event_pt = telephone_event_pt
         self.event_clock_rate = clock_rate if telephone_event_pt is not None else 8000
         self._ratio = max(1, self.codec.sample_rate // PROCESS_RATE)
         self.ts_increment = self.codec.frame_timestamp_increment
+        self.g711_law = _G711_LAWS.get(self.name, LAW_NONE) if self._ratio == 1 else LAW_NONE
+        """LAW_ULAW / LAW_ALAW when the engine may batch-decode/encode this stream."""
         self.jitter = JitterBuffer(clock_rate=self.clock_rate, decoder=self._decode,
                                    frame_samples=FRAME_SAMPLES,
                                    min_depth_ms=JITTER_MIN_DEPTH_MS)
@@ -155,6 +185,7 @@ class MediaStream:
         self.want_audio = False
         """Push audio into the jitter buffer (mixing, recording, in-band detection)."""
         self.gen_ssrc = gen_ssrc
+        self.gen_ssrc_b = gen_ssrc.to_bytes(4, "big")
         self._ts_base = ts_base
         self._seq = seq_base & 0xFFFF
         self.last_frame: np.ndarray = _SILENCE
@@ -182,6 +213,12 @@ class MediaStream:
     def receive(self, data: bytes, now: float) -> list[DtmfDigit]:
         """One valid RTP packet that arrived at the endpoint; returns finished digits."""
         pt = data[1] & 0x7F
+        if pt == self._audio_pt and data[0] == 0x80 and self.want_audio and len(data) > 12:
+            # common case: audio, no CSRC/extension/padding, payload at offset 12
+            seq, ts, ssrc = _SEQ_TS_SSRC.unpack_from(data, 2)
+            self._tracker.update(ssrc, seq, ts, now)
+            self.jitter.push(seq, ts, data[12:], now)
+            return _NO_DIGITS
         seq, ts, ssrc = struct.unpack_from("!HII", data, 2)
         if pt == self.telephone_event_pt:
             self._tracker.update(ssrc, seq, ts, now)
@@ -214,6 +251,28 @@ class MediaStream:
         self.last_frame = _SILENCE if frame is None else frame.samples
         return self.last_frame
 
+    def pull_payload(self, now: float) -> bytes | np.ndarray:
+        """This tick's input for the engine's batch decoder.
+
+        A ``FRAME_SAMPLES``-octet G.711 payload (bytes, still to be decoded with the
+        table of ``g711_law``), or decoded samples: a concealed frame, silence before
+        playout, a payload of another size, or any frame of a non-G.711 stream. The
+        caller sets ``last_frame`` once it has decoded the bytes.
+        """
+        if self.g711_law == LAW_NONE:
+            return self.pull(now)
+        item = self.jitter.pop_payload(now)
+        if item is None:
+            self.last_frame = _SILENCE
+            return _SILENCE
+        if isinstance(item, np.ndarray):
+            self.last_frame = item
+            return item
+        if len(item) != FRAME_SAMPLES:
+            self.last_frame = self._decode(item)
+            return self.last_frame
+        return item
+
     def detect_inband(self, frame: np.ndarray) -> list[DtmfDigit]:
         if self.goertzel is None:
             return []
@@ -231,6 +290,18 @@ class MediaStream:
         seq = self._seq
         self._seq = (seq + 1) & 0xFFFF
         return seq
+
+    def audio_header(self, tick: int, seq_offset: int = 0, ts_offset: int = 0,
+                     ssrc: int | None = None) -> bytes:
+        """The RTP header of the next generated audio packet, for a payload the engine
+        encoded itself (same numbering as ``audio_packet``, no marker). The offsets
+        and ``ssrc`` map it straight into an endpoint's outgoing numbering (what its
+        rewriter would do); the defaults give the generated stream's own header."""
+        seq = self._seq
+        self._seq = (seq + 1) & 0xFFFF
+        return _HEADER.pack(0x80, self.payload_type, (seq + seq_offset) & 0xFFFF,
+                            (self._ts_base + tick * self.ts_increment + ts_offset) % TS_MOD,
+                            self.gen_ssrc if ssrc is None else ssrc)
 
     def audio_packet(self, samples: np.ndarray, tick: int, marker: bool = False) -> bytes:
         """Encode one 8 kHz frame into an RTP packet of the generated stream."""
