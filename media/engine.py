@@ -80,8 +80,8 @@ from media.ports import PortAllocator
 from media.prompts import DEFAULT_LANGUAGE
 from media.recorder import Recorder
 from media.rtp import (RTCP_BYE, RTCP_SDES, ReportBlock, RtcpOther, RtcpPacket,
-                       RtcpReceiverReport, RtcpSenderReport, is_rtcp, parse_rtcp,
-                       serialize_rtcp)
+                       RtcpReceiverReport, RtcpSenderReport, fraction_lost, is_rtcp,
+                       ntp_timestamp, parse_rtcp, sdes_cname, serialize_rtcp)
 from media.session import (FRAME_SAMPLES, LAW_ALAW, LAW_NONE, MediaStream, rtp_payload_offset,
                            transcode_table)
 
@@ -94,6 +94,7 @@ RTP_MIN_SIZE = 12  # RFC 3550 section 5.1 fixed header
 DEFAULT_CLOCK_RATE = 8000  # Hz; G.711, G.722 (RFC 3551 section 4.5.2), telephone-event/8000
 WATCHDOG_INTERVAL = 1.0  # seconds between no-media checks (upper bound)
 WATCHDOG_MIN_INTERVAL = 0.05  # seconds; lower bound for very short rtp_timeout values
+RTCP_MIN_INTERVAL = 5.0  # RFC 3550 section 6.2: reports at most every 5 s (randomised 0.5-1.5x)
 CLOSE_TIMEOUT = 1.0  # seconds to wait for a transport to report its socket closed
 MAX_TS_JUMP = 10 * DEFAULT_CLOCK_RATE * 60  # timestamp units; cap on a re-bridge jump
 MIN_TS_JUMP = 1
@@ -342,6 +343,12 @@ class Endpoint:
         self._saw_rfc4733 = False
         self._dtmf_out: deque[tuple[bytes, asyncio.Future[None] | None]] = deque()
         self._gen_marker = True
+        # our own RTCP reports (RFC 3550 section 6.4), for endpoints the engine terminates
+        self._report_at: float | None = None
+        self._rr_expected = 0
+        self._rr_received = 0
+        self._lsr = 0  # middle 32 bits of the NTP time of the far end's last SR
+        self._lsr_at = 0.0
 
     def __repr__(self) -> str:
         state = "latched" if self.latched else "sdp"
@@ -582,6 +589,33 @@ class Endpoint:
             return bytes((data[0], (data[1] & 0x80) | dst_te)) + data[2:]
         return data
 
+    def _rtcp_report(self, now: float, wall: float) -> bytes:
+        """A compound SR (if we sent audio) or RR, with one report block about the stream we
+        receive, and SDES CNAME (RFC 3550 sections 6.1, 6.4)."""
+        stream = self.stream
+        assert stream is not None
+        blocks: tuple[ReportBlock, ...] = ()
+        tracker = stream._tracker
+        rs = stream.stats
+        if tracker.ssrc is not None and rs.received:
+            frac = fraction_lost(rs.expected - self._rr_expected, rs.received - self._rr_received)
+            self._rr_expected, self._rr_received = rs.expected, rs.received
+            dlsr = int((now - self._lsr_at) * 65536) & 0xFFFFFFFF if self._lsr else 0
+            blocks = (ReportBlock(tracker.ssrc, frac, min(rs.lost, 0x7FFFFF), tracker.highest & 0xFFFFFFFF,
+                                  int(rs.jitter) & 0xFFFFFFFF, self._lsr, dlsr),)
+        packets: list[RtcpPacket] = []
+        last = self._last_sent
+        if self.stats.frames_sent and last is not None and len(last) >= 12:
+            rtp_ts = struct.unpack_from("!I", last, 4)[0]
+            payload_octets = max(0, self.stats.bytes_out - 12 * self.stats.packets_out)
+            packets.append(RtcpSenderReport(self.ssrc, ntp_timestamp(wall), rtp_ts,
+                                            self.stats.packets_out & 0xFFFFFFFF,
+                                            payload_octets & 0xFFFFFFFF, blocks))
+        else:
+            packets.append(RtcpReceiverReport(self.ssrc, blocks))
+        packets.append(sdes_cname(self.ssrc, f"softswitch@{self.local_host}"))
+        return serialize_rtcp(packets)
+
     def _note_rtcp(self, data: bytes) -> None:
         """Keep the far end's report about our stream (RFC 3550 section 6.4.1)."""
         try:
@@ -589,6 +623,10 @@ class Endpoint:
         except ValueError:
             return
         for p in packets:
+            if isinstance(p, RtcpSenderReport):
+                # for the LSR/DLSR fields of our reports (round-trip time, RFC 3550 6.4.1)
+                self._lsr = (p.ntp_timestamp >> 16) & 0xFFFFFFFF
+                self._lsr_at = _monotonic()
             if isinstance(p, (RtcpSenderReport, RtcpReceiverReport)):
                 for block in p.reports:
                     if block.ssrc == self.ssrc:
@@ -965,7 +1003,10 @@ class MediaEngine:
 
     def _update_tap(self, ep: Endpoint) -> None:
         stream = ep.stream
-        decode = stream is not None and (stream.want_audio or ep._dtmf_rfc)
+        # A terminated endpoint (not relayed, or relaying paused for a playback) tracks what
+        # it receives for its RTCP reports even when nothing decodes the audio.
+        decode = stream is not None and (stream.want_audio or ep._dtmf_rfc or ep._peer is None
+                                         or ep._playback is not None)
         if ep._xcode is not None:
             ep._tap = ep._ingress
         else:
@@ -1233,7 +1274,30 @@ class MediaEngine:
         interval = min(WATCHDOG_INTERVAL, max(self.rtp_timeout / 4, WATCHDOG_MIN_INTERVAL))
         while True:
             await asyncio.sleep(interval)
-            self._check_timeouts(_monotonic())
+            now = _monotonic()
+            self._check_timeouts(now)
+            self._send_reports(now)
+
+    def _send_reports(self, now: float) -> None:
+        """RTCP SR/RR for the endpoints whose audio the engine terminates or generates
+        (decoded ones). Relayed endpoints forward the phones' own reports instead."""
+        for ep in list(self._endpoints):
+            if ep.stream is None or ep.closed or ep._rtcp_dest is None or ep._rtcp_transport is None:
+                continue
+            if ep._peer is not None and ep.stats.frames_sent == 0:
+                continue  # a plain relay: the phones report to each other
+            if ep._report_at is None:
+                # the first report after half the minimum interval (section 6.2)
+                ep._report_at = now + RTCP_MIN_INTERVAL * self._rng.uniform(0.25, 0.75)
+                continue
+            if now < ep._report_at:
+                continue
+            ep._report_at = now + RTCP_MIN_INTERVAL * self._rng.uniform(0.5, 1.5)
+            try:
+                ep._rtcp_transport.sendto(ep._rtcp_report(now, time.time()), ep._rtcp_dest)
+                ep.stats.rtcp_out += 1
+            except OSError as exc:
+                logger.debug("%s: RTCP report not sent: %s", ep.label, exc)
 
     def _check_timeouts(self, now: float) -> None:
         for ep in list(self._endpoints):

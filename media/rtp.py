@@ -327,6 +327,34 @@ def serialize_rtcp(packets: list[RtcpPacket] | tuple[RtcpPacket, ...]) -> bytes:
     return b"".join(_serialize_one(p) for p in packets)
 
 
+NTP_UNIX_OFFSET = 2_208_988_800  # seconds from 1900-01-01 (NTP epoch) to 1970-01-01
+SDES_CNAME = 1
+
+
+def ntp_timestamp(unix_time: float) -> int:
+    """64-bit NTP timestamp (RFC 3550 section 4) of a unix time."""
+    seconds = int(unix_time) + NTP_UNIX_OFFSET
+    fraction = int((unix_time % 1.0) * (1 << 32)) & 0xFFFFFFFF
+    return (seconds & 0xFFFFFFFF) << 32 | fraction
+
+
+def sdes_cname(ssrc: int, cname: str) -> RtcpOther:
+    """An SDES packet with one chunk carrying CNAME (RFC 3550 section 6.5.1): every compound
+    RTCP packet must carry it (section 6.1)."""
+    text = cname.encode("utf-8")[:255]
+    chunk = struct.pack("!IBB", ssrc, SDES_CNAME, len(text)) + text + b"\x00"
+    chunk += b"\x00" * (-len(chunk) % 4)  # items end with a null octet, padded to 32 bits
+    return RtcpOther(RTCP_SDES, 1, chunk)
+
+
+def fraction_lost(expected_interval: int, received_interval: int) -> int:
+    """The 8-bit fraction of packets lost since the previous report (RFC 3550 A.3)."""
+    lost = expected_interval - received_interval
+    if expected_interval <= 0 or lost <= 0:
+        return 0
+    return min(255, (lost << 8) // expected_interval)
+
+
 def is_rtcp(data: bytes) -> bool:
     """Cheap RFC 5761 section 4 test: version 2 and a packet type in 192..223."""
     return len(data) >= RTCP_HEADER_SIZE and data[0] >> 6 == RTP_VERSION \
