@@ -151,7 +151,22 @@ def _v2_cdr_quality(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE cdrs ADD COLUMN quality TEXT NOT NULL DEFAULT '{}'")
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_cdr_quality)
+CONFIG_TABLES = ("accounts", "channels", "users", "logins", "extensions")
+
+
+def _v3_config_version(db: sqlite_utils.Database) -> None:
+    """A counter that every change to the configuration tables bumps (by trigger), so the
+    daemon can cache accounts, channels and users and drop the cache exactly when the
+    configuration changes — not when its own registrations or CDRs are written."""
+    db.execute("CREATE TABLE config_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)")
+    db.execute("INSERT INTO config_version (id, version) VALUES (1, 0)")
+    for table in CONFIG_TABLES:
+        for event in ("INSERT", "UPDATE", "DELETE"):
+            db.execute(f"CREATE TRIGGER {table}_{event.lower()}_config_version AFTER {event} ON {table} "
+                       "BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END")
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_cdr_quality, _v3_config_version)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

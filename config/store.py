@@ -278,6 +278,11 @@ class Store:
     def schema_version(self) -> int:
         return schema.current_version(self.db)
 
+    def config_version(self) -> int:
+        """Bumped by every change to accounts, channels, users, logins or extensions, from
+        any connection (schema migration 3): the key for caching configuration."""
+        return int(self._conn.execute("SELECT version FROM config_version WHERE id = 1").fetchone()[0])
+
     def data_version(self) -> int:
         """Changes whenever ANOTHER connection commits a write (PRAGMA data_version)."""
         return int(self._conn.execute("PRAGMA data_version").fetchone()[0])

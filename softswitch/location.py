@@ -9,7 +9,7 @@ the bindings are loaded from the store, so a restart keeps registrations.
 
 Also here: ``Directory``, a cache of accounts and channels (the two lookups of every
 REGISTER and INVITE), dropped whenever another process — the CLI — commits a write
-(``PRAGMA data_version``, checked at most every 5 ms), so CLI changes apply at once.
+(``config_version``, checked at most every 5 ms), so CLI changes apply at once.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import logging
 import time
 from typing import Protocol, Sequence
 
-from config.models import Account, Binding, Cdr, Channel, LiveCall
+from config.models import Account, Binding, Cdr, Channel, LiveCall, User
 
 log = logging.getLogger(__name__)
 
@@ -126,49 +126,59 @@ class Location:
 
 
 class DirectoryStore(Protocol):
-    def data_version(self) -> int: ...
+    def config_version(self) -> int: ...
     def account_by_domain(self, domain: str) -> Account | None: ...
     def channel_by_username(self, account_id: int, username: str) -> Channel | None: ...
+    def user_on_channel(self, channel_id: int) -> User | None: ...
+    def user_by_extension(self, account_id: int, extension: str) -> User | None: ...
+    def channels_of_user(self, user_id: int) -> list[Channel]: ...
 
 
 class Directory:
-    """Accounts by domain and channels by username, cached until the database changes."""
+    """Accounts, channels and users as the hot paths look them up, cached until the
+    configuration changes (``config_version``, bumped by triggers on every write to the
+    configuration tables from any process, checked at most every 5 ms)."""
 
     def __init__(self, store: DirectoryStore):
         self.store = store
         self._version = -1
         self._checked = 0.0
-        self._accounts: dict[str, Account | None] = {}
-        self._channels: dict[tuple[int, str], Channel | None] = {}
+        self._cache: dict[tuple, object] = {}
 
     def _fresh(self) -> None:
         now = time.monotonic()
         if now - self._checked < VERSION_CHECK_INTERVAL:
             return
         self._checked = now
-        version = self.store.data_version()
-        if version != self._version or len(self._accounts) + len(self._channels) > MAX_CACHED:
+        version = self.store.config_version()
+        if version != self._version or len(self._cache) > MAX_CACHED:
             self._version = version
-            self._accounts.clear()
-            self._channels.clear()
+            self._cache.clear()
+
+    def _get(self, key: tuple, load):  # type: ignore[no-untyped-def]
+        self._fresh()
+        try:
+            return self._cache[key]
+        except KeyError:
+            value = self._cache[key] = load()
+            return value
 
     def account_by_domain(self, domain: str) -> Account | None:
-        self._fresh()
-        key = domain.lower()
-        try:
-            return self._accounts[key]
-        except KeyError:
-            account = self._accounts[key] = self.store.account_by_domain(domain)
-            return account
+        return self._get(("account", domain.lower()), lambda: self.store.account_by_domain(domain))
 
     def channel_by_username(self, account_id: int, username: str) -> Channel | None:
-        self._fresh()
-        key = (account_id, username)
-        try:
-            return self._channels[key]
-        except KeyError:
-            channel = self._channels[key] = self.store.channel_by_username(account_id, username)
-            return channel
+        return self._get(("channel", account_id, username),
+                         lambda: self.store.channel_by_username(account_id, username))
+
+    def user_on_channel(self, channel_id: int) -> User | None:
+        return self._get(("user-on", channel_id), lambda: self.store.user_on_channel(channel_id))
+
+    def user_by_extension(self, account_id: int, extension: str) -> User | None:
+        return self._get(("user", account_id, extension),
+                         lambda: self.store.user_by_extension(account_id, extension))
+
+    def channels_of_user(self, user_id: int) -> tuple[Channel, ...]:
+        return self._get(("channels-of", user_id), lambda: tuple(self.store.channels_of_user(user_id)))
 
 
 class CallStore(Protocol):

@@ -41,7 +41,6 @@ class Refusal:
 
 
 def route_invite(core: "SipCore", request: "Request", peer: "Peer", now: float) -> Route | Refusal:
-    store = core.store
     # The caller's From names its account.
     from_uri = request.from_.uri
     auth = core.auth.identify(request, from_uri.host if from_uri.is_sip else request.uri.host, now)
@@ -49,7 +48,7 @@ def route_invite(core: "SipCore", request: "Request", peer: "Peer", now: float) 
         return Refusal(auth.status, auth.reason, auth.headers)
     account, channel = auth.account, auth.channel
     assert account is not None and channel is not None
-    caller = store.user_on_channel(channel.id)
+    caller = core.directory.user_on_channel(channel.id)
     if caller is None:
         return Refusal(403, "Forbidden (no user logged in on this device; dial 901 to log in)")
     if request.max_forwards == 0:
@@ -64,12 +63,12 @@ def route_invite(core: "SipCore", request: "Request", peer: "Peer", now: float) 
         return Refusal(404, f"Not Found ({dialled[:32]!r} is not a number)")
     if len(dialled) < account.digits:
         return Refusal(484)
-    callee = store.user_by_extension(account.id, dialled)
+    callee = core.directory.user_by_extension(account.id, dialled)
     if callee is None:
         return Refusal(404, f"Not Found (no extension {dialled} in this account)")
     targets: list[Target] = []
     wall = time.time()
-    for ch in store.channels_of_user(callee.id):
+    for ch in core.directory.channels_of_user(callee.id):
         for binding in core.location.bindings(ch.id, wall):
             targets.append(Target(binding.contact, peer_of_binding(binding), ch.username))
     if not targets:

@@ -299,8 +299,8 @@ class SipCore:
         response = event.response
         if response.cseq.method == "INVITE" and 200 <= response.status < 300:
             leg = self.legs.get((response.call_id, response.from_.tag or "", response.to.tag or ""))
-            if leg is not None and leg.dialog is not None:
-                leg.on_response(_Stray(), response)  # re-sends the ACK
+            if leg is not None:
+                leg.ack_retransmitted_2xx(response)
 
     def _on_invite(self, request: Request, txn: ServerTransaction, peer: Peer) -> None:
         assert isinstance(txn, InviteServerTransaction)
@@ -326,12 +326,6 @@ class SipCore:
         log.info("[%s] call %s (%s) -> %s, ringing %d device(s)", call.call_id, route.caller.extension,
                  route.caller.name, route.callee.extension, len(route.targets))
         self.spawn(call.run(route.targets))
-
-
-class _Stray:
-    """Stands in for the (terminated) INVITE transaction of a retransmitted 2xx."""
-
-    request = Request("INVITE", "sip:invalid")
 
 
 async def serve(*, store_path: str, host: str = "0.0.0.0", sip_port: int = 5060,

@@ -147,8 +147,13 @@ class Leg:
             fut = self._pending.pop(txn, None)
             if fut and not fut.done():
                 fut.set_result(response)
-            elif txn.request.method == "INVITE" and 200 <= response.status < 300 and self.dialog:
-                self._send_ack(response.cseq.seq, b"")  # retransmitted 2xx: ACK again (§13.2.2.4)
+            elif txn.request.method == "INVITE" and 200 <= response.status < 300:
+                self.ack_retransmitted_2xx(response)
+
+    def ack_retransmitted_2xx(self, response: Response) -> None:
+        """§13.2.2.4: every retransmission of a 2xx to our INVITE gets the ACK again."""
+        if self.dialog is not None:
+            self._send_ack(response.cseq.seq, b"")
 
     def on_request(self, event: RequestReceived) -> None:
         """A request inside our dialog (§12.2.2)."""

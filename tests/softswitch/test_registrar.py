@@ -188,3 +188,24 @@ def test_directory_sees_cli_changes_from_another_connection(tmp_path):
     assert directory.account_by_domain("late.test") is not None  # data_version moved
     daemon_side.close()
     cli_side.close()
+
+
+def test_directory_ignores_our_own_runtime_writes_but_not_configuration(tmp_path):
+    """Registrations and CDRs written behind must not flush the cache; a login must."""
+    path = tmp_path / "cv.db"
+    daemon_side, writer, cli_side = Store(path), Store(path), Store(path)
+    cli_side.add_account("acme", "acme.test", 3)
+    ch = cli_side.add_channel("acme", "acme-201", "pw-201-long")
+    cli_side.add_user("acme", "201", "Alice", "4711")
+    directory = Directory(daemon_side)
+    before = daemon_side.config_version()
+    assert directory.user_on_channel(ch.id) is None
+    from config.models import Binding
+    writer.apply_bindings([Binding(ch.id, "sip:a@10.0.0.1", 2e9, "udp:10.0.0.1:5060")], [], [])
+    assert daemon_side.config_version() == before  # runtime state: configuration unchanged
+    cli_side.login("acme", "201", "acme-201")
+    assert daemon_side.config_version() > before
+    time.sleep(0.01)
+    assert directory.user_on_channel(ch.id).extension == "201"
+    for s in (daemon_side, writer, cli_side):
+        s.close()
