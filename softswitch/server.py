@@ -306,10 +306,11 @@ class SipCore:
 
     def _on_invite(self, request: Request, txn: ServerTransaction, peer: Peer) -> None:
         assert isinstance(txn, InviteServerTransaction)
-        self.respond(txn, make_response(request, 100))
         if self.closing:
             self.respond(txn, make_response(request, 503, headers=[("Retry-After", "30")]))
             return
+        # Routing is synchronous and quick: a refusal (407 challenge, 404 …) goes out at
+        # once as the only response; a routed call gets 100 Trying before anything else.
         route = route_invite(self, request, peer, self.now())
         if isinstance(route, Refusal):
             if route.status not in (401, 407):
@@ -318,6 +319,7 @@ class SipCore:
             self.respond(txn, make_response(request, route.status, route.reason, to_tag=new_branch()[7:15],
                                             headers=route.headers))
             return
+        self.respond(txn, make_response(request, 100))
         try:
             uas = UasLeg(self, txn, peer, label=f"{request.call_id}/caller")
         except Exception as exc:  # no Contact in the INVITE
