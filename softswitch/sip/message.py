@@ -15,6 +15,7 @@ hot path of a REGISTER touches only the headers it needs.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Iterable, Iterator
 
 from .errors import FramingError, MessageTooLarge, ParseError, UnsupportedUriScheme, VersionNotSupported
@@ -143,7 +144,7 @@ class Headers:
         return h
 
 
-class Message:
+class Message(ABC):
     """Common part of Request and Response."""
 
     __slots__ = ("headers", "body", "_cache")
@@ -227,8 +228,9 @@ class Message:
         return min(parse_uint(raw, "Expires"), 2**32 - 1)
 
     # --- serialisation ---
+    @abstractmethod
     def start_line(self) -> str:
-        raise NotImplementedError  # overridden by Request and Response
+        """The Request-Line or Status-Line (§7.1, §7.2)."""
 
     def serialize(self) -> bytes:
         lines = [self.start_line()]

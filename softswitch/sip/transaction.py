@@ -18,6 +18,7 @@ L/M = 64·T1 (RFC 6026) absorb retransmitted INVITEs / 2xx after acceptance.
 from __future__ import annotations
 
 import enum
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
@@ -268,7 +269,7 @@ class NonInviteClientTransaction(ClientTransaction):
 # Server transactions
 # ======================================================================================
 
-class ServerTransaction(Transaction):
+class ServerTransaction(Transaction, ABC):
     def __init__(self, request: Request, peer: Peer, key: tuple, now: float):
         super().__init__(request, peer, key, now)
         self.last_response: Response | None = None
@@ -291,8 +292,9 @@ class ServerTransaction(Transaction):
         if self.on_sent is not None:
             self.on_sent(self)
 
+    @abstractmethod
     def _send(self, response: Response, now: float) -> None:
-        raise NotImplementedError  # implemented by both server machines
+        """The machine's transition for a response the TU sends (§17.2.1, §17.2.2)."""
 
 
 class InviteServerTransaction(ServerTransaction):
