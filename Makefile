@@ -18,14 +18,17 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 venv: $(VENV)/.installed
 
 # Debian packages the tests and the media engine use: SIPp (sip-tester), ffmpeg (MP3 via pydub),
-# espeak-ng and sox (prompt generation, tools/make_prompts.py). Installed only when missing
-# and when we are root.
+# espeak-ng and sox (prompt generation, tools/make_prompts.py), iproute2 and util-linux
+# (`unshare -n`: the RFC 4475 corpus goes to a daemon in a loopback-only namespace).
+# Installed only when missing and when we are root.
 system-deps:
 	@missing=""; \
 	command -v sipp >/dev/null 2>&1 || missing="$$missing sip-tester"; \
 	command -v ffmpeg >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
 	command -v espeak-ng >/dev/null 2>&1 || missing="$$missing espeak-ng"; \
 	command -v sox >/dev/null 2>&1 || missing="$$missing sox"; \
+	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
+	command -v unshare >/dev/null 2>&1 || missing="$$missing util-linux"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages:$$missing"; \
