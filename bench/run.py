@@ -26,6 +26,7 @@ Usage: python bench/run.py [--quick] [--write-docs] [--only register,calls,media
 """
 from __future__ import annotations
 
+import abc
 import argparse
 import collections
 import csv
@@ -162,7 +163,7 @@ def stop_process(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
 
 
 # ---------------------------------------------------------------------------- servers
-class Server:
+class Server(abc.ABC):
     """A SIP server under test, pinned to SERVER_CORE."""
 
     name = "?"
@@ -178,8 +179,9 @@ class Server:
     def slug(self) -> str:
         return self.name.lower().split()[0]
 
+    @abc.abstractmethod
     def command(self) -> list[str]:
-        raise NotImplementedError
+        """The server's command line (without the taskset prefix)."""
 
     def start(self) -> None:
         self._logf = open(self.log_path, "ab")

@@ -204,7 +204,9 @@ class SipCore:
             await asyncio.sleep(BINDING_PURGE_INTERVAL)
             try:
                 now = time.time()
-                purged = self.location.purge_expired(now) + self.store.purge_expired_bindings(now)
+                purged = self.location.purge_expired(now)
+                async with self._write_lock:  # the disk side, through the writer thread
+                    purged += await asyncio.to_thread(self.writer.purge_expired_bindings, now)
                 if purged:
                     log.info("purged %d expired binding(s)", purged)
             except Exception:
