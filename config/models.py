@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+PIN_MUST_CHANGE = "0000"  # SPEC §29: this PIN makes the user choose a new one at the next login
+
 
 @dataclass(frozen=True)
 class Account:
@@ -18,6 +20,15 @@ class Account:
     digits: int  # 3, 4 or 5: the length of every extension of this account
     language: str = "nl"  # prompt language: "nl" or "en"
     timezone: str = "Europe/Amsterdam"
+    # In-call features (issue 4, schema migration 4); bounds in config/features.py.
+    twinning: bool = False  # the account's switch; a user twins only when theirs is on too (SPEC §3.7)
+    park_timeout: int = 120  # seconds before a parked call rings back the parker (SPEC §7)
+    park_recall_limit: int = 3  # ring-backs before an unretrieved parked call ends
+    park_first_slot: int = 701
+    park_slots: int = 99  # slots park_first_slot .. park_first_slot + park_slots - 1
+    dtmf_prefix: str = "##"  # starts an in-call function code (SPEC §28)
+    dtmf_timeout: float = 3.0  # inter-digit timeout of in-call codes, seconds
+    max_fixed_devices: int = 2  # devices a twinning user may be logged in on (SPEC §3.7)
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,19 @@ class User:
     extension: str
     name: str
     pin: str
+    twinning: bool = False  # may be on several devices, when the account allows twinning
+    # Rights (SPEC §3.4, our default list).
+    may_park: bool = False  # park calls (##7, transfer to *7)
+    may_time_config: bool = False  # change the active numberplan (915)
+    may_external: bool = True  # call external numbers
+    may_international: bool = False  # call international numbers
+    may_record_prompts: bool = False  # record sound recordings (905)
+    may_play_recordings: bool = False  # play back call recordings
+
+    @property
+    def must_change_pin(self) -> bool:
+        """PIN 0000: the next 901 login asks for a new PIN (SPEC §29)."""
+        return self.pin == PIN_MUST_CHANGE
 
 
 @dataclass(frozen=True)

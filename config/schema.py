@@ -23,6 +23,11 @@ from collections.abc import Callable, Sequence
 
 import sqlite_utils
 
+from config.schema_features import v4_features
+from config.schema_reach import v6_reach
+from config.schema_routing import v5_routing
+from config.schema_triggers import add_config_version_triggers
+
 logger = logging.getLogger(__name__)
 
 Migration = Callable[[sqlite_utils.Database], None]
@@ -160,13 +165,12 @@ def _v3_config_version(db: sqlite_utils.Database) -> None:
     configuration changes — not when its own registrations or CDRs are written."""
     db.execute("CREATE TABLE config_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)")
     db.execute("INSERT INTO config_version (id, version) VALUES (1, 0)")
-    for table in CONFIG_TABLES:
-        for event in ("INSERT", "UPDATE", "DELETE"):
-            db.execute(f"CREATE TRIGGER {table}_{event.lower()}_config_version AFTER {event} ON {table} "
-                       "BEGIN UPDATE config_version SET version = version + 1 WHERE id = 1; END")
+    add_config_version_triggers(db, CONFIG_TABLES)
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_cdr_quality, _v3_config_version)
+# Migrations 4-6 live beside the store code that uses their tables.
+MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_cdr_quality, _v3_config_version, v4_features, v5_routing,
+                                     v6_reach)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -35,7 +35,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlite_utils
 
-from config import schema
+from config import features, schema
+from config.errors import ConfigError
+from config.features import check_new_pin, check_pin_format, is_trivial_pin
+from config.store_features import FeatureStore
+from config.store_reach import ReachStore
+from config.store_routing import RoutingStore
 from config.models import Account, Binding, Cdr, Channel, ChannelStatus, LiveCall, User
 
 logger = logging.getLogger(__name__)
@@ -48,11 +53,10 @@ DEFAULT_LANGUAGE = "nl"
 DEFAULT_TIMEZONE = "Europe/Amsterdam"
 # Service codes (SPEC §1) an extension of that length may not take.
 RESERVED_EXTENSIONS: dict[int, frozenset[str]] = {
-    3: frozenset({*(str(n) for n in range(901, 910)), "915", "920"}),
+    # 900-929 keep room for service codes; 112 is the emergency number.
+    3: frozenset({*(str(n) for n in range(900, 930)), "112"}),
     4: frozenset({"1233"}),  # personal voicemail of the calling user
 }
-MIN_PIN_DIGITS = 4
-MAX_PIN_DIGITS = 12
 GENERATED_PASSWORD_LENGTH = 20  # 62 symbols ** 20 ≈ 119 bits
 MAX_NAME_LENGTH = 64
 MAX_USERNAME_LENGTH = 64
@@ -67,9 +71,15 @@ _ACCOUNT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _DOMAIN_LABEL_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 
-_ACCOUNT_COLS = "id, name, domain, digits, language, timezone"
+_ACCOUNT_COLS = (
+    "id, name, domain, digits, language, timezone, twinning, park_timeout, park_recall_limit, "
+    "park_first_slot, park_slots, dtmf_prefix, dtmf_timeout, max_fixed_devices"
+)
 _CHANNEL_COLS = "id, account_id, username, password, max_bindings"
-_USER_COLS = "id, account_id, extension, name, pin"
+_USER_COLS = (
+    "id, account_id, extension, name, pin, twinning, may_park, may_time_config, may_external, "
+    "may_international, may_record_prompts, may_play_recordings"
+)
 _BINDING_COLS = (
     "channel_id, contact, expires_at, source, user_agent, call_id, cseq, q, instance, registered_at"
 )
@@ -107,26 +117,19 @@ _SQL_TRIM_BINDINGS = (
 MAX_BINDINGS_PER_CHANNEL = 10  # a channel is one device; a few bindings for a device's several interfaces
 
 
-class ConfigError(ValueError):
-    """Something an administrator or device asked for is invalid; nothing was written."""
+def _account_from_row(row: Sequence[object]) -> Account:
+    """An Account from a row of _ACCOUNT_COLS (SQLite has no booleans: twinning is 0/1)."""
+    return Account(*row[:6], bool(row[6]), *row[7:])  # type: ignore[arg-type]
+
+
+def _user_from_row(row: Sequence[object]) -> User:
+    """A User from a row of _USER_COLS: the columns after the PIN are all 0/1 flags."""
+    return User(*row[:5], *(bool(flag) for flag in row[5:]))  # type: ignore[arg-type]
 
 
 def generate_password(length: int = GENERATED_PASSWORD_LENGTH) -> str:
     """A random alphanumeric SIP password from ``secrets``."""
     return "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(length))
-
-
-def is_trivial_pin(pin: str) -> bool:
-    """True for PINs that are easy to guess: 1111, 1234, 4321, 1212, 123123 (SPEC §29)."""
-    if len(set(pin)) == 1:
-        return True
-    steps = {int(b) - int(a) for a, b in zip(pin, pin[1:])}
-    if steps in ({1}, {-1}):
-        return True
-    return any(
-        len(pin) % size == 0 and pin == pin[:size] * (len(pin) // size)
-        for size in range(1, len(pin) // 2 + 1)
-    )
 
 
 def _random_pin() -> str:
@@ -224,18 +227,7 @@ def _check_name(name: str) -> str:
     return name
 
 
-def _check_pin(pin: str | int) -> str:
-    pin = str(pin).strip()
-    if not pin.isascii() or not pin.isdigit():
-        raise ConfigError("PIN must contain digits only")
-    if len(pin) < MIN_PIN_DIGITS:
-        raise ConfigError(f"PIN must be at least {MIN_PIN_DIGITS} digits")
-    if len(pin) > MAX_PIN_DIGITS:
-        raise ConfigError(f"PIN must be at most {MAX_PIN_DIGITS} digits")
-    return pin
-
-
-class Store:
+class Store(FeatureStore, RoutingStore, ReachStore):
     """Typed access to one softswitch database file (or ``":memory:"``).
 
     Not thread-safe: use it from the thread that created it (the event loop's).
@@ -339,11 +331,11 @@ class Store:
         row = self._conn.execute(
             f"SELECT {_ACCOUNT_COLS} FROM accounts WHERE {column} = ?", (value,)
         ).fetchone()
-        return Account(*row) if row else None
+        return _account_from_row(row) if row else None
 
     def list_accounts(self) -> list[Account]:
         rows = self._conn.execute(f"SELECT {_ACCOUNT_COLS} FROM accounts ORDER BY name")
-        return [Account(*row) for row in rows]
+        return [_account_from_row(row) for row in rows]
 
     def account(self, name: str) -> Account:
         found = self._account_row("name", name)
@@ -353,11 +345,73 @@ class Store:
 
     def account_by_domain(self, domain: str) -> Account | None:
         row = self._conn.execute(_SQL_ACCOUNT_BY_DOMAIN, (domain,)).fetchone()
-        return Account(*row) if row else None
+        return _account_from_row(row) if row else None
 
     def account_by_id(self, account_id: int) -> Account | None:
         row = self._conn.execute(_SQL_ACCOUNT_BY_ID, (account_id,)).fetchone()
-        return Account(*row) if row else None
+        return _account_from_row(row) if row else None
+
+    def update_account(
+        self,
+        name: str,
+        *,
+        language: str | None = None,
+        timezone: str | None = None,
+        twinning: bool | None = None,
+        park_timeout: int | None = None,
+        park_recall_limit: int | None = None,
+        park_first_slot: int | None = None,
+        park_slots: int | None = None,
+        dtmf_prefix: str | None = None,
+        dtmf_timeout: float | None = None,
+        max_fixed_devices: int | None = None,
+    ) -> Account:
+        """Change settings of an account (None leaves a setting as it is); returns the result.
+
+        Turning twinning off is refused while a user is permanently linked to more than
+        one channel (SPEC §29 allows that only with twinning).
+        """
+        checks = {
+            "language": _check_language, "timezone": _check_timezone, "twinning": bool,
+            "park_timeout": features.check_park_timeout,
+            "park_recall_limit": features.check_park_recall_limit,
+            "dtmf_prefix": features.check_dtmf_prefix, "dtmf_timeout": features.check_dtmf_timeout,
+            "max_fixed_devices": features.check_max_fixed_devices,
+            "park_first_slot": int, "park_slots": int,  # checked together below
+        }
+        given = {
+            "language": language, "timezone": timezone, "twinning": twinning, "park_timeout": park_timeout,
+            "park_recall_limit": park_recall_limit, "park_first_slot": park_first_slot,
+            "park_slots": park_slots, "dtmf_prefix": dtmf_prefix, "dtmf_timeout": dtmf_timeout,
+            "max_fixed_devices": max_fixed_devices,
+        }
+        changes = {key: checks[key](value) for key, value in given.items() if value is not None}
+        if not changes:
+            raise ConfigError("nothing to change: give at least one setting")
+        with self._write() as conn:
+            account = self.account(name)
+            if park_first_slot is not None or park_slots is not None:
+                features.check_park_slots(changes.get("park_first_slot", account.park_first_slot),
+                                          changes.get("park_slots", account.park_slots))
+            if twinning is False and account.twinning:
+                self._check_single_links("account_id = ?", account.id)
+            conn.execute(
+                f"UPDATE accounts SET {', '.join(f'{k} = ?' for k in changes)} WHERE id = ?",
+                (*changes.values(), account.id),
+            )
+            return self.account(name)
+
+    def _check_single_links(self, where: str, value: int) -> None:
+        """Refuse (before twinning goes off) when a user is linked to several channels."""
+        row = self._conn.execute(
+            "SELECT u.extension, COUNT(*) FROM logins l JOIN users u ON u.id = l.user_id "
+            f"WHERE l.linked = 1 AND u.{where} GROUP BY u.id HAVING COUNT(*) > 1 ORDER BY u.extension",
+            (value,),
+        ).fetchone()
+        if row is not None:
+            raise ConfigError(
+                f"user {row[0]} is linked to {row[1]} channels; unlink all but one before turning twinning off"
+            )
 
     # -- channels ---------------------------------------------------------------------
 
@@ -423,7 +477,7 @@ class Store:
         ):
             bindings.setdefault(row[0], []).append(Binding(*row))
         users = {
-            row[0]: User(*row[1:])
+            row[0]: _user_from_row(row[1:])
             for row in conn.execute(
                 f"SELECT l.channel_id, {', '.join('u.' + c for c in _USER_COLS.split(', '))} "
                 "FROM logins l JOIN users u ON u.id = l.user_id WHERE u.account_id = ?",
@@ -456,7 +510,7 @@ class Store:
         """Insert a user and its 'user' extension; the caller holds the write transaction."""
         number = _check_extension(account, extension)
         name = _check_name(name)
-        pin = _check_pin(pin)
+        pin = check_pin_format(pin)
         taken = self._conn.execute(
             "SELECT type FROM extensions WHERE account_id = ? AND number = ?", (account.id, number)
         ).fetchone()
@@ -481,9 +535,14 @@ class Store:
         return User(user_id, account.id, number, name, pin)
 
     def _login(self, channel: Channel, user: User) -> None:
+        """Put ``user`` on ``channel``, replacing whoever is there; the caller holds the write
+        transaction. A channel another user is permanently linked to is refused; the
+        user's own link to it is kept."""
+        self._check_takeover(channel, user)
         self._conn.execute(
             "INSERT INTO logins (channel_id, user_id, linked, logged_in_at) VALUES (?, ?, 0, ?) "
-            "ON CONFLICT (channel_id) DO UPDATE SET user_id = excluded.user_id, linked = 0, "
+            "ON CONFLICT (channel_id) DO UPDATE SET user_id = excluded.user_id, "
+            "linked = CASE WHEN logins.user_id = excluded.user_id THEN logins.linked ELSE 0 END, "
             "logged_in_at = excluded.logged_in_at",
             (channel.id, user.id, time.time()),
         )
@@ -493,7 +552,11 @@ class Store:
             f"SELECT {_USER_COLS} FROM users WHERE account_id = ? AND extension = ?",
             (account_id, str(extension)),
         ).fetchone()
-        return User(*row) if row else None
+        return _user_from_row(row) if row else None
+
+    def user_by_id(self, user_id: int) -> User | None:
+        row = self._conn.execute(f"SELECT {_USER_COLS} FROM users WHERE id = ?", (user_id,)).fetchone()
+        return _user_from_row(row) if row else None
 
     def _user(self, account: Account, extension: str | int) -> User:
         user = self.user_by_extension(account.id, str(extension).strip())
@@ -501,29 +564,69 @@ class Store:
             raise ConfigError(f"user {extension} does not exist in account {account.name!r}")
         return user
 
+    def update_user(
+        self,
+        account_name: str,
+        extension: str | int,
+        *,
+        name: str | None = None,
+        pin: str | int | None = None,
+        twinning: bool | None = None,
+        may_park: bool | None = None,
+        may_time_config: bool | None = None,
+        may_external: bool | None = None,
+        may_international: bool | None = None,
+        may_record_prompts: bool | None = None,
+        may_play_recordings: bool | None = None,
+    ) -> User:
+        """Change a user's name, PIN, twinning flag or rights (None leaves it as it is).
+
+        The administrator may set PIN 0000 (the user must choose a new one at the next
+        login, SPEC §29) but no other trivial PIN.
+        """
+        flags = {"twinning": twinning, "may_park": may_park, "may_time_config": may_time_config,
+                 "may_external": may_external, "may_international": may_international,
+                 "may_record_prompts": may_record_prompts, "may_play_recordings": may_play_recordings}
+        changes: dict[str, object] = {k: int(v) for k, v in flags.items() if v is not None}
+        if name is not None:
+            changes["name"] = _check_name(name)
+        if pin is not None:
+            changes["pin"] = check_new_pin(pin, allow_reset=True)
+        if not changes:
+            raise ConfigError("nothing to change: give at least one setting")
+        with self._write() as conn:
+            account = self.account(account_name)
+            user = self._user(account, extension)
+            if twinning is False and user.twinning:
+                self._check_single_links("id = ?", user.id)
+            conn.execute(
+                f"UPDATE users SET {', '.join(f'{k} = ?' for k in changes)} WHERE id = ?",
+                (*changes.values(), user.id),
+            )
+            return self._user(account, user.extension)
+
     def list_users(self, account_name: str) -> list[User]:
         account = self.account(account_name)
         rows = self._conn.execute(
             f"SELECT {_USER_COLS} FROM users WHERE account_id = ? ORDER BY extension",
             (account.id,),
         )
-        return [User(*row) for row in rows]
+        return [_user_from_row(row) for row in rows]
 
     def login(self, account_name: str, extension: str | int, channel_username: str) -> None:
-        """Log a user in on a channel (SPEC §3.6); replaces the user logged in there.
+        """Place a user on a channel WITHOUT the hotdesk/twinning policy: the user stays on
+        their other channels (as ``user add --channel`` and the CSV import do). A channel
+        another user is permanently linked to is still refused.
 
-        The user stays logged in on other channels (twinning limits come later).
+        901 and ``softswitch login`` use ``login_user``, which applies the policy.
         """
         with self._write():
             account = self.account(account_name)
             self._login(self._channel(account, channel_username), self._user(account, extension))
 
-    def logout(self, account_name: str, channel_username: str) -> None:
-        with self._write() as conn:
-            account = self.account(account_name)
-            channel = self._channel(account, channel_username)
-            if conn.execute("DELETE FROM logins WHERE channel_id = ?", (channel.id,)).rowcount == 0:
-                raise ConfigError(f"no user is logged in on channel {channel_username!r}")
+    def logout(self, account_name: str, channel_username: str) -> User:
+        """Log whoever is on the channel out; see ``logout_channel`` (refused when linked)."""
+        return self.logout_channel(account_name, channel_username)
 
     def user_on_channel(self, channel_id: int) -> User | None:
         row = self._conn.execute(
@@ -531,7 +634,7 @@ class Store:
             "FROM logins l JOIN users u ON u.id = l.user_id WHERE l.channel_id = ?",
             (channel_id,),
         ).fetchone()
-        return User(*row) if row else None
+        return _user_from_row(row) if row else None
 
     def channels_of_user(self, user_id: int) -> list[Channel]:
         rows = self._conn.execute(

@@ -9,11 +9,12 @@ import types
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 import cli
 from config.models import Binding, LiveCall
 from config.store import Store
+from tests.cli_support import fails, invoker, ok
 
 
 @pytest.fixture
@@ -23,24 +24,9 @@ def db(tmp_path: Path) -> str:
 
 @pytest.fixture
 def run(db: str, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.delenv("SOFTSWITCH_DB", raising=False)
-    runner = CliRunner()
-
-    def invoke(*args: str) -> Result:
-        return runner.invoke(cli.main, ["--db", db, *args])
-
-    return invoke
+    return invoker(db, monkeypatch)
 
 
-def ok(result: Result) -> str:
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result.stdout
-
-
-def fails(result: Result, message: str) -> None:
-    assert result.exit_code == 1, result.output
-    assert result.stderr == f"error: {message}\n"
-    assert result.stdout == ""
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from config.features import LoginNeedsConfirmation, LoginPlan
 from config.models import Account, Cdr, ChannelStatus, LiveCall, User
 from config.store import DEFAULT_DB_PATH, LANGUAGES, ConfigError, Store
 
@@ -82,6 +83,16 @@ def _print_table(headers: Sequence[str], rows: Iterable[Sequence[object]], empty
     widths = [max(len(h), *(len(r[i]) for r in text)) for i, h in enumerate(headers)]
     for row in [list(headers), *text]:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+def _login_effects(plan: LoginPlan) -> str:
+    """What else a login did, as a suffix: '; replaced 202 Bob; logged out of acme-a'."""
+    parts = []
+    if plan.replaces is not None:
+        parts.append(f"replaced {plan.replaces.extension} {plan.replaces.name}")
+    if plan.log_out:
+        parts.append(f"logged out of {', '.join(d.channel for d in plan.log_out)}")
+    return "".join(f"; {part}" for part in parts)
 
 
 def _local_time(timestamp: float | None, zone: ZoneInfo) -> str:
@@ -310,11 +321,21 @@ def user_list(state: _State, account_name: str, as_json: bool) -> None:
 @click.argument("account_name", metavar="ACCOUNT")
 @click.argument("extension", metavar="EXT")
 @click.argument("username", metavar="CHANNEL")
+@click.option("--replace", is_flag=True,
+              help="A twinning user already on the maximum of devices: log out there (901's 'press 1').")
 @pass_state
-def login(state: _State, account_name: str, extension: str, username: str) -> None:
-    """Log user EXT in on CHANNEL (as dialling 901 on the device would)."""
-    state.store().login(account_name, extension, username)
-    click.echo(f"user {extension} logged in on channel {username}")
+def login(state: _State, account_name: str, extension: str, username: str, replace: bool) -> None:
+    """Log user EXT in on CHANNEL (as dialling 901 on the device would).
+
+    Without twinning the user moves here from their other devices (except devices they
+    are permanently linked to); with twinning they are added, up to the account's maximum.
+    """
+    try:
+        plan = state.store().login_user(account_name, extension, username, confirm_replace=replace)
+    except LoginNeedsConfirmation as exc:
+        raise ConfigError(f"{exc}; add --replace to log in on {username} and out of "
+                          f"{', '.join(d.channel for d in exc.plan.log_out)}") from None
+    click.echo(f"user {extension} logged in on channel {username}{_login_effects(plan)}")
 
 
 @main.command()
@@ -540,6 +561,10 @@ def serve(
         digest_algorithms=digest_algorithms,
         log_format=log_format,
     )
+
+
+# Command groups that live in their own modules register themselves on ``main``.
+from cli import features as _features, reach as _reach, routing as _routing  # noqa: E402,F401
 
 
 if __name__ == "__main__":  # pragma: no cover
