@@ -304,6 +304,9 @@ class Endpoint:
         self.rtcp_latched = False
         self.sending = True
         self.closed = False
+        self.intercept_dtmf = False
+        """With DTMF detection on (`dtmf_events()`): received RFC 4733 packets are reported
+        but not relayed to the peer; call control passes on the key presses it wants to."""
         self._sdp_rtp: tuple[str, int] | None = None
         self._remote_set = False
         self._rtp_source: tuple[str, int] | None = None
@@ -559,9 +562,12 @@ class Endpoint:
 
     def _ingress_decode(self, data: bytes, now: float) -> bytes | None:
         """The tap of a decoded endpoint that does not transcode (see _ingress)."""
-        digits = self.stream.receive(data, now)  # type: ignore[union-attr]
+        stream = self.stream
+        digits = stream.receive(data, now)  # type: ignore[union-attr]
         if digits:
             self._emit(digits)
+        if self.intercept_dtmf and (data[1] & 0x7F) == stream.telephone_event_pt:  # type: ignore[union-attr]
+            return None  # call control decides which key presses reach the peer
         return data
 
     def _ingress(self, data: bytes, now: float) -> bytes | None:
@@ -571,6 +577,8 @@ class Endpoint:
             digits = stream.receive(data, now)
             if digits:
                 self._emit(digits)
+            if self.intercept_dtmf and (data[1] & 0x7F) == stream.telephone_event_pt:
+                return None
         table = self._xcode
         if table is None:
             return data

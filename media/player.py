@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import wave
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ FRAME_MS = 20
 CACHE_MAX_BYTES = 256 * 1024 * 1024
 MAX_FILE_SECONDS = 3600  # longer uploads are refused (1 h at 8 kHz = 57 MB)
 INFOTAINMENT_INTERVAL_S = 40.0  # SPEC section 26
+DEFAULT_MOH_FILE = Path(__file__).resolve().parent / "sounds" / "moh" / "default.wav"
+"""The music on hold shipped with the switch (tools/make_moh.py); operators add their own."""
 INT16_MIN, INT16_MAX = -32768, 32767
 
 
@@ -108,8 +111,26 @@ class AudioCache:
         return samples
 
 
+def _read_plain_wav(name: str, rate: int) -> np.ndarray | None:
+    """A 16-bit mono PCM WAV already at ``rate`` (every shipped prompt): read with the
+    stdlib in microseconds instead of an ffmpeg subprocess; None for anything else."""
+    try:
+        with wave.open(name, "rb") as w:
+            if w.getcomptype() != "NONE" or w.getsampwidth() != 2 or w.getnchannels() != 1 \
+                    or w.getframerate() != rate or w.getnframes() > MAX_FILE_SECONDS * rate:
+                return None
+            data = w.readframes(w.getnframes())
+    except (wave.Error, EOFError, OSError):
+        return None
+    samples = np.frombuffer(data, dtype="<i2").astype(np.int16)
+    return samples if samples.size else None
+
+
 def _decode(name: str, rate: int) -> np.ndarray:
-    """Decode through pydub (ffmpeg for anything but plain WAV)."""
+    """Decode a file: plain WAV at our rate directly, anything else through pydub (ffmpeg)."""
+    plain = _read_plain_wav(name, rate)
+    if plain is not None:
+        return plain
     from pydub import AudioSegment  # imported lazily: pydub imports audioop
     from pydub.exceptions import CouldntDecodeError
 
