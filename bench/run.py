@@ -623,7 +623,7 @@ AREAS = (  # (area, substrings of "function (file)") for the self-time breakdown
     ("asyncio tasks/futures/timers", ("asyncio/",)),
     ("logging", ("logging/",)),
 )
-WRAPPER_FRAMES = ("click/", "run (uvloop", "run (softswitch/server.py)", "(cli.py)", "(run.py)", "runners.py", "<module>", "_run_module", "(runpy.py)")
+WRAPPER_FRAMES = ("click/", "run (uvloop", "run (softswitch/server.py)", "(cli/__init__.py)", "(run.py)", "runners.py", "<module>", "_run_module", "(runpy.py)")
 
 
 def summarize_collapsed(path: Path, top: int = 16) -> dict:

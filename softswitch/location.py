@@ -180,6 +180,10 @@ class Directory:
     def channels_of_user(self, user_id: int) -> tuple[Channel, ...]:
         return self._get(("channels-of", user_id), lambda: tuple(self.store.channels_of_user(user_id)))
 
+    def cached(self, key: tuple, load):  # type: ignore[no-untyped-def]
+        """Any other configuration read, cached under ``key`` until the configuration changes."""
+        return self._get(key, load)
+
 
 class CallStore(Protocol):
     def apply_call_changes(self, live: Sequence[LiveCall], ended: Sequence[str], cdrs: Sequence[Cdr]) -> None: ...

@@ -17,15 +17,19 @@ import signal
 import time
 from typing import Any, Coroutine
 
-from config.models import Cdr
+from config.models import Account, Cdr, User
 from config.store import Store
 from media.engine import Endpoint, MediaEngine
+from media.player import DEFAULT_MOH_FILE, MusicOnHold
 
 from .auth import Authenticator
-from .b2bua import Call
+from .b2bua import Call, Target
+from .features.codes import FeatureCodes
+from .features.parking import ParkingService
+from .features.service import AppCall, run_service
 from .location import FLUSH_INTERVAL, CallJournal, Directory, Location
 from .registrar import Registrar
-from .routing import Refusal, route_invite
+from .routing import Refusal, ServiceRoute, route_invite, targets_of
 from .session import ALLOW, Leg, UasLeg
 from .sip.digest import DigestChallenger
 from .sip.endpoint import MessageRejected, RequestReceived, SipEndpoint, StrayResponseReceived, new_branch
@@ -35,6 +39,7 @@ from .sip.transaction import (
     TransactionTimedOut,
 )
 from .transport import SipTransport
+from .trunks import TrunkManager
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +72,11 @@ class SipCore:
         self.registrar = Registrar(self.directory, self.location, self.auth)
         self.server_name = SERVER_NAME
         self.legs: dict[tuple[str, str, str], Leg] = {}
-        self.calls: set[Call] = set()
+        self.calls: set[Call | AppCall] = set()
+        self.parking = ParkingService(self)
+        self.trunks = TrunkManager(self)
+        self.music_on_hold = MusicOnHold([str(DEFAULT_MOH_FILE)])
+        self._feature_codes: dict[tuple[str, float], FeatureCodes] = {}
         self._ep_calls: dict[Endpoint, Call] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.media.on_timeout = self._on_rtp_timeout
@@ -85,7 +94,11 @@ class SipCore:
         self.transport = SipTransport(self.endpoint, self.dispatch, trace=self.trace)
         await self.transport.listen(host, port)
         await self.media.start()
+        await self.trunks.start()
         self.store.clear_live_calls()
+        stale = self.store.clear_parked()
+        if stale:
+            log.info("%d parked call(s) of the previous run were ended by its shutdown", len(stale))
         loaded = self.location.load(time.time())
         log.info("location service: %d registered contact(s) loaded", loaded)
         self.spawn(self._housekeeping())
@@ -105,6 +118,7 @@ class SipCore:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.trunks.close()
         await self.media.close()
         if self.transport:
             await self.transport.close()
@@ -182,6 +196,36 @@ class SipCore:
     def forget_leg(self, leg: Leg) -> None:
         if leg.dialog is not None and self.legs.get(leg.dialog.key) is leg:
             del self.legs[leg.dialog.key]
+
+    def feature_codes(self, account: Account) -> FeatureCodes:
+        """The account's ## codes (SPEC §28: prefix and timeout are configurable per account)."""
+        key = (account.dtmf_prefix, account.dtmf_timeout)
+        codes = self._feature_codes.get(key)
+        if codes is None:
+            try:
+                codes = FeatureCodes(prefix=account.dtmf_prefix, timeout=account.dtmf_timeout)
+            except ValueError as exc:
+                log.warning("account %s: %s; using the default ## codes", account.name, exc)
+                codes = FeatureCodes()
+            self._feature_codes[key] = codes
+        return codes
+
+    def targets_of(self, user: User) -> list[Target]:
+        return targets_of(self, user)
+
+    def write_behind(self, fn: Any, *args: Any) -> None:
+        """A small write (parked-call records) through the writer thread, in order."""
+        async def write() -> None:
+            async with self._write_lock:
+                try:
+                    await asyncio.to_thread(fn, *args)
+                except Exception:
+                    log.exception("write of %s failed", getattr(fn, "__name__", fn))
+        self.spawn(write())
+
+    def app_ended(self, app: AppCall) -> None:
+        self.calls.discard(app)
+        self.journal.end(app.call_id, app.cdr())
 
     def track_endpoint(self, ep: Endpoint, call: Call) -> None:
         self._ep_calls[ep] = call
@@ -327,11 +371,23 @@ class SipCore:
         except Exception as exc:  # no Contact in the INVITE
             self.respond(txn, make_response(request, 400, f"Bad Request ({exc})"))
             return
-        call = Call(self, route.account, route.caller, route.callee, uas)
+        if isinstance(route, ServiceRoute):
+            app = AppCall(self, route.account, uas, user=route.caller, channel=route.channel, code=route.code,
+                          dialled=route.dialled)
+            self.calls.add(app)
+            log.info("[%s] service %s (%s) from %s", app.call_id, route.dialled, route.code.name,
+                     route.channel.username)
+            self.spawn(run_service(self, app))
+            return
+        call = Call(self, route.account, route.caller, None, uas,
+                    caller_channel=route.channel.username if route.channel else f"trunk:{route.trunk}",
+                    dialled=route.dialled)
+        call.caller_number, call.caller_name = route.caller_number, route.caller_name
+        call.caller_anonymous, call.display_prefix = route.anonymous, route.display_prefix
         self.calls.add(call)
-        log.info("[%s] call %s (%s) -> %s, ringing %d device(s)", call.call_id, route.caller.extension,
-                 route.caller.name, route.callee.extension, len(route.targets))
-        self.spawn(call.run(route.targets))
+        log.info("[%s] call %s (%s) -> %s", call.call_id, route.caller_number or "anonymous", route.caller_name,
+                 route.dialled)
+        self.spawn(call.run(route.destination))
 
 
 def tune_gc() -> None:

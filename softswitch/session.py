@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ACK_TIMEOUT = 32.0  # §13.3.1.4: 64·T1 without ACK → the session is not established
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY, REGISTER"
 
 
 class LegOwner(Protocol):
@@ -40,6 +40,7 @@ class LegOwner(Protocol):
     def leg_ended(self, leg: "Leg", reason: str) -> None: ...
     async def leg_reinvite(self, leg: "Leg", request: Request, txn: ServerTransaction) -> None: ...
     def leg_info(self, leg: "Leg", request: Request) -> None: ...
+    async def leg_refer(self, leg: "Leg", request: Request, txn: ServerTransaction) -> None: ...
 
 
 class Leg:
@@ -171,7 +172,7 @@ class Leg:
         self.peer = event.peer if self.peer[0] == "udp" else self.peer
         handler = {
             "BYE": self._on_bye, "INVITE": self._on_reinvite, "INFO": self._on_info,
-            "OPTIONS": self._on_options,
+            "OPTIONS": self._on_options, "REFER": self._on_refer, "NOTIFY": self._on_notify,
         }.get(request.method)
         if handler is None:
             self.core.respond(txn, make_response(request, 501, headers=[("Allow", ALLOW)]))
@@ -226,6 +227,47 @@ class Leg:
         self.core.respond(txn, make_response(request, 200))
         if self.owner:
             self.owner.leg_info(self, request)
+
+    def _on_refer(self, request: Request, txn: ServerTransaction) -> None:
+        """RFC 3515: the call (owner) decides; it answers 202 and reports by NOTIFY."""
+        assert self.dialog is not None
+        txn.to_tag = self.dialog.local_tag
+        owner = self.owner
+        if owner is None or self.state != "confirmed":
+            self.core.respond(txn, make_response(request, 481))
+            return
+
+        async def run() -> None:
+            try:
+                await owner.leg_refer(self, request, txn)
+            except Exception:
+                log.exception("%s: REFER failed", self.label)
+                if txn.state.value in ("Trying", "Proceeding"):
+                    self.core.respond(txn, make_response(request, 500))
+
+        self.core.spawn(run())
+
+    def respond_in_dialog(self, txn: ServerTransaction, status: int, reason: str | None = None,
+                          headers: Iterable[tuple[str, str]] = ()) -> None:
+        assert self.dialog is not None
+        self.core.respond(txn, make_response(txn.request, status, reason, to_tag=self.dialog.local_tag,
+                                             headers=[("Contact", self.dialog.local_contact), *headers]))
+
+    async def notify_refer(self, status: int, reason: str, *, final: bool) -> None:
+        """A NOTIFY of the implicit refer subscription with a sipfrag status line (RFC 3515 §2.4.5)."""
+        if self.state != "confirmed" or self.dialog is None:
+            return
+        state = "terminated;reason=noresource" if final else "active;expires=60"
+        try:
+            await asyncio.wait_for(self.request(
+                "NOTIFY", body=f"SIP/2.0 {status} {reason}\r\n".encode(),
+                content_type="message/sipfrag;version=2.0",
+                headers=[("Event", "refer"), ("Subscription-State", state)]), 10)
+        except asyncio.TimeoutError:
+            pass
+
+    def _on_notify(self, request: Request, txn: ServerTransaction) -> None:
+        self.core.respond(txn, make_response(request, 200))
 
     def _on_options(self, request: Request, txn: ServerTransaction) -> None:
         self.core.respond(txn, make_response(request, 200, headers=[("Allow", ALLOW)]))
@@ -302,8 +344,11 @@ class UacLeg(Leg):
     role = "uac"
 
     def __init__(self, core: "SipCore", *, request_uri: str, peer: Peer, from_: str, to: str, offer: bytes,
-                 label: str, extra_headers: Iterable[tuple[str, str]] = (), max_forwards: int = 70):
+                 label: str, extra_headers: Iterable[tuple[str, str]] = (), max_forwards: int = 70,
+                 credentials: tuple[str, str] | None = None):
         super().__init__(core, peer, label)
+        self.credentials = credentials  # (username, password) for a carrier's 401/407 (trunks)
+        self._auth_sent = False
         self.local_tag = secrets.token_hex(6)
         self.request_uri = request_uri
         self.offer = offer
@@ -348,6 +393,28 @@ class UacLeg(Leg):
             cancel.headers.add("Reason", self._cancel_reason)
         self.core.send_request(cancel, self.peer, None, add_via=False)
 
+    def _retry_with_credentials(self, response: Response) -> bool:
+        """RFC 3261 §22.2: the same INVITE again (CSeq + 1, new branch) with digest credentials."""
+        from .sip.digest import DigestError, build_authorization, parse_challenge
+        header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
+        answer = "Authorization" if response.status == 401 else "Proxy-Authorization"
+        assert self.credentials is not None
+        try:
+            challenge = parse_challenge(response.headers.get(header) or "")
+            value = build_authorization(challenge, username=self.credentials[0], password=self.credentials[1],
+                                        method="INVITE", uri=self.request_uri, cnonce=secrets.token_hex(8))
+        except (DigestError, ValueError) as exc:
+            log.warning("%s: cannot answer the %d challenge: %s", self.label, response.status, exc)
+            return False
+        self._auth_sent = True
+        old = self.invite_request
+        headers = [(n, v) for n, v in old.headers if n not in ("Via", "CSeq", answer)]
+        headers.append(("CSeq", f"{old.cseq.seq + 1} INVITE"))
+        headers.append((answer, value))
+        self.invite_request = Request("INVITE", self.request_uri, headers, old.body)
+        self.invite_txn = self.core.send_request(self.invite_request, self.peer, self)
+        return True
+
     def on_timeout(self, txn: ClientTransaction) -> None:
         if txn is self.invite_txn and not self.final.done():
             self.state = "terminated"
@@ -358,6 +425,9 @@ class UacLeg(Leg):
             super().on_response(txn, response)
             return
         status = response.status
+        if status in (401, 407) and self.credentials and not self._auth_sent and self.state != "cancelling":
+            if self._retry_with_credentials(response):
+                return
         if status < 200:
             if status == 100:
                 return

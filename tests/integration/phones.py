@@ -181,6 +181,27 @@ def assert_tone(wav_path: Path | str, freq: float, tol: float = 10.0, skip_s: fl
 # --------------------------------------------------------------------------- the lab
 
 
+def moh_notes() -> tuple[float, ...]:
+    """The notes of the switch's default music on hold (tools/make_moh.py generates it)."""
+    import importlib.util
+    path = Path(__file__).resolve().parents[2] / "tools" / "make_moh.py"
+    spec = importlib.util.spec_from_file_location("make_moh", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return tuple(module.MOH_NOTES_HZ)
+
+
+def assert_music_on_hold(wav_path: Path | str, skip_s: float = 0.3) -> None:
+    """The recording carries the default music on hold: not silence, and its strongest
+    frequency is one of the music's notes."""
+    level = rms_level(wav_path, skip_s)
+    assert level > 200, f"{wav_path}: silence (RMS {level:.0f}) where music on hold was expected"
+    freq = dominant_frequency(wav_path, skip_s)
+    notes = moh_notes()
+    assert any(abs(freq - n) <= 10 for n in notes), f"{wav_path}: {freq:.0f} Hz is not a note of the music on hold {notes}"
+
+
 class PhoneLab:
     """The one pjsua2 Endpoint of this process; a context manager.
 
@@ -316,6 +337,10 @@ class _PjCall(pj.Call):
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
         self.owner.received_dtmf.append(prm.digit)
 
+    def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:
+        # the sipfrag status lines of the NOTIFYs about our REFER (RFC 3515)
+        self.owner.transfer_status.append((prm.statusCode, bool(prm.finalNotify)))
+
 
 class Call:
     """One call leg of a :class:`Phone`: state, control verbs and media taps."""
@@ -339,6 +364,7 @@ class Call:
         self.remote_sdp = ""
         self.media_status = "NONE"
         self.received_dtmf: list[str] = []
+        self.transfer_status: list[tuple[int, bool]] = []
         self._dir = "inactive"
         self._conf_slot = -1
         self._tone: pj.AudioMediaPlayer | None = None
@@ -448,6 +474,21 @@ class Call:
         prm = pj.CallOpParam(True)
         prm.opt.flag = pj.PJSUA_CALL_UNHOLD
         self.pj.reinvite(prm)
+
+    def xfer(self, number: str) -> None:
+        """Blind transfer with the phone's transfer key: REFER with Refer-To: number."""
+        self.pj.xfer(self.phone.target(number), pj.CallOpParam(True))
+
+    def xfer_replaces(self, other: Call) -> None:
+        """Attended transfer: REFER on this call with Refer-To: the target of ``other``
+        plus Replaces naming ``other``'s dialog (RFC 3891)."""
+        self.pj.xferReplaces(other.pj, pj.CallOpParam(True))
+
+    def wait_transfer_status(self, timeout: float = 5.0) -> int:
+        """The status of the final NOTIFY about our REFER."""
+        self.lab.wait_for(lambda: any(final for _, final in self.transfer_status), timeout,
+                          f"the final transfer NOTIFY on {self!r}")
+        return next(code for code, final in self.transfer_status if final)
 
     def dial_dtmf(self, digits: str) -> None:
         """Send DTMF as RFC 4733 telephone-events in the RTP stream."""
@@ -762,6 +803,15 @@ class RemoteCall:
     def dial_dtmf(self, digits: str) -> None:
         self._do("dial_dtmf", digits)
 
+    def xfer(self, number: str) -> None:
+        self._do("xfer", number)
+
+    def wait_transfer_status(self, timeout: float = 5.0) -> int:
+        return self._do("wait_transfer_status", timeout, timeout=timeout + 5)
+
+    def wait_dtmf(self, count: int, timeout: float = 5.0) -> str:
+        return self._do("wait_dtmf", count, timeout, timeout=timeout + 5)
+
     def send_info_dtmf(self, digit: str) -> None:
         self._do("send_info_dtmf", digit)
 
@@ -891,7 +941,8 @@ class RemotePhone:
 
 
 _PHONE_COMMANDS = {"register", "unregister", "call", "dial", "wait_incoming", "status"}
-_CALL_COMMANDS = {"answer", "hangup", "hold", "unhold", "dial_dtmf", "send_info_dtmf", "play_tone",
+_CALL_COMMANDS = {"answer", "hangup", "hold", "unhold", "dial_dtmf", "send_info_dtmf", "play_tone", "xfer",
+                  "wait_transfer_status", "wait_dtmf",
                   "start_recording", "stop_recording", "wait_state", "wait_media", "media_dir", "status"}
 
 

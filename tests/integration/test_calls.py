@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .phones import assert_tone, spawn_phone_process
+from .phones import assert_music_on_hold, assert_tone, spawn_phone_process
 
 pytestmark = pytest.mark.integration
 
@@ -89,7 +89,9 @@ def test_call_between_extensions_with_two_way_audio_live_list_and_cdr(daemon, ph
     assert cdr["quality"]["caller"]["packets_out"] > 20 and cdr["quality"]["callee"]["packets_out"] > 20
 
 
-def test_hold_and_resume_are_renegotiated_on_the_other_leg(daemon, phone_lab, tmp_path):
+def test_hold_from_the_phone_plays_music_on_hold_to_the_other_party(daemon, phone_lab, tmp_path):
+    """SPEC §28 / issue 4 scope 9: the switch answers the hold re-INVITE itself; the other
+    party stays in sendrecv and hears music on hold (not silence) until the resume."""
     switch = daemon()
     alice, bob = phone_lab.phone("alice"), phone_lab.phone("bob")
     switch.register(alice, "201")
@@ -98,14 +100,25 @@ def test_hold_and_resume_are_renegotiated_on_the_other_leg(daemon, phone_lab, tm
 
     call.hold()
     call.wait_media_dir("sendonly", 5)
-    incoming.wait_media_dir("recvonly", 5)  # the re-INVITE reached Bob as a hold
     held = cli_json(switch, phone_lab, "calls", until=lambda rows: rows and rows[0]["state"] == "held")
     assert held[0]["state"] == "held"
+    assert incoming.media_dir() == "sendrecv"
+    incoming.start_recording(tmp_path / "held-bob.wav")
+    phone_lab.pump(1500)
+    assert_music_on_hold(incoming.stop_recording())
 
     call.unhold()
     call.wait_media_dir("sendrecv", 5)
-    incoming.wait_media_dir("sendrecv", 5)
     talk(phone_lab, call, incoming, tmp_path, "resumed")
+
+    incoming.hold()  # the other direction: Bob holds, Alice hears the music
+    incoming.wait_media_dir("sendonly", 5)
+    call.start_recording(tmp_path / "held-alice.wav")
+    phone_lab.pump(1500)
+    assert_music_on_hold(call.stop_recording())
+    incoming.unhold()
+    incoming.wait_media_dir("sendrecv", 5)
+    talk(phone_lab, call, incoming, tmp_path, "resumed-again")
 
     incoming.hangup()  # the callee ends this one
     call.wait_state("DISCONNECTED", 5)
@@ -137,8 +150,9 @@ def test_refusals_carry_the_right_status(daemon, phone_lab):
     cancelled.wait_state("EARLY", 5)
     cancelled.hangup()  # CANCEL
     ringing.wait_state("DISCONNECTED", 5)
-    dispositions = [c["disposition"] for c in cli_json(switch, phone_lab, "cdr", "acme", until=lambda r: len(r) >= 2)]
-    assert sorted(dispositions) == ["BUSY", "CANCELLED"]
+    # every call that reached a user's REACH rules has a CDR (Carol unreachable: NO ANSWER)
+    dispositions = [c["disposition"] for c in cli_json(switch, phone_lab, "cdr", "acme", until=lambda r: len(r) >= 3)]
+    assert sorted(dispositions) == ["BUSY", "CANCELLED", "NO ANSWER"]
 
 
 def test_wrong_password_and_unknown_domain_are_refused(daemon, phone_lab):
@@ -152,7 +166,9 @@ def test_wrong_password_and_unknown_domain_are_refused(daemon, phone_lab):
 
 def test_parallel_ring_first_answer_wins_and_others_stop(daemon, phone_lab, tmp_path):
     switch = daemon()
-    # Bob is logged in on his own channel and on Carol's: both devices ring.
+    # Twinning (SPEC §3.7): Bob is logged in on his own channel and on Carol's: both ring.
+    switch.cli("account", "set", "acme", "--twinning")
+    switch.cli("user", "set", "acme", "202", "--twinning")
     switch.cli("login", "acme", "202", "acme-203")
     alice, bob1, bob2 = phone_lab.phone("alice"), phone_lab.phone("bob1"), phone_lab.phone("bob2")
     switch.register(alice, "201")

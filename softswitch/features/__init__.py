@@ -1,0 +1,1 @@
+"""In-call features and service codes; one module per feature."""
