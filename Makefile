@@ -6,6 +6,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 DB     ?= softswitch.db
+# The integration tests mostly wait on phones and timers: three workers on two cores halve the run.
+TEST_WORKERS ?= 3
 
 .PHONY: run test venv deps system-deps bench bench-media clean
 
@@ -44,7 +46,7 @@ run: venv
 	$(VENV)/bin/softswitch --db $(DB) serve --demo
 
 test: deps
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
 
 bench: deps
 	$(PIP) install -q -e '.[bench]'
