@@ -54,7 +54,7 @@ async def run_code(call: Call, p: Party, name: str, number: str = "") -> None:
             await call.drop(p)
         return
     try:
-        target = transfer.resolve_target(call, number)
+        target = transfer.resolve_target(call, number, by=p)
     except Unroutable as exc:
         log.info("[%s] ##%s %s from %s refused: %s", call.call_id, name, number, p.number, exc.reason)
         await call.say(p, [exc.prompt])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import urllib.parse
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from media.tones import NL_TONES, ToneGenerator
@@ -41,19 +42,57 @@ class Unroutable(Exception):
         self.prompt = prompt
 
 
-def resolve_target(call: Call, number: str) -> "User | str":
-    """The user behind an internal number, "park" for the park code; raises Unroutable."""
+@dataclass(frozen=True)
+class External:
+    """A transfer target outside the switch: an E.164 number reached through the trunks."""
+
+    number: str
+
+
+def resolve_target(call: Call, number: str, by: Party | None = None) -> "User | External | str":
+    """The user behind an internal number, an external number (with the transferring
+    user's right to call it and their call barring checked), or "park" for the park code;
+    raises Unroutable."""
+    from config import reach
+
+    from .. import delivery
     number = number.strip()
     if number == "*7":
         return "park"
     if not number or not all(c.isdigit() for c in number.lstrip("+")):
         raise Unroutable(404, f"Not Found ({number[:32]!r} is not a number)")
     if number.startswith(("0", "+")):
-        raise Unroutable(404, f"Not Found (external number {number}: no trunk is configured for transfers yet)")
+        e164 = delivery.normalise(call.core, call.account, number)
+        if e164 is None:
+            raise Unroutable(404, f"Not Found ({number[:32]!r} is not a phone number)")
+        user = by.user if by is not None else None
+        if user is not None:
+            if not user.may_external:
+                raise Unroutable(403, "Forbidden (you may not call external numbers)", "not-allowed")
+            country = call.core.store.account_country(call.account.id)
+            bar = reach.barred(delivery.reach_config(call.core, user).barring, e164, country)
+            if bar is not None or ("international" in reach.classify_number(e164, country)
+                                   and not user.may_international):
+                raise Unroutable(403, f"Forbidden (call barring: {bar or 'international'})", "not-allowed")
+        if not call.core.trunks.candidates(call.account.id):
+            raise Unroutable(404, f"Not Found (external number {e164}: no trunk is usable)")
+        return External(e164)
     user = call.core.directory.user_by_extension(call.account.id, number)
     if user is None:
         raise Unroutable(404, f"Not Found (no extension {number} in this account)")
     return user
+
+
+def external_destination(call: Call, number: str, *, for_party: Party, via: Party | None) -> "ToExternal":
+    """How an external transfer target sees the call: the number of the party that will talk
+    to it when that is an external number, else the transferring user's own number."""
+    from .. import delivery
+    if for_party.user is None and for_party.number.startswith("+"):
+        return delivery.ToExternal(number, for_party.number, for_party.name,
+                                   asserted=for_party.number)
+    user = (via.user if via is not None else None) or for_party.user
+    shown = (delivery.personal_number(call.core, user) if user else "") or delivery.company_number(call.core, call.account)
+    return delivery.ToExternal(number, shown, user.name if user else "", asserted=shown)
 
 
 def _identity(call: Call, party: Party) -> str:
@@ -197,18 +236,24 @@ class BlindTransfer:
             self.abandoned.set_result(True)
 
 
-async def blind_transfer(call: Call, transferee: Party, transferor: Party, target: "User",
+async def blind_transfer(call: Call, transferee: Party, transferor: Party, target: "User | External",
                          *, transferor_user: "User | None") -> None:
     """Release the transferor, ring the target; failing that the transferor again; else end."""
     log.info("[%s] %s transfers %s to %s (blind)", call.call_id, transferor.number, transferee.number,
-             target.extension)
+             target.number if isinstance(target, External) else target.extension)
     await call.drop(transferor)
     feature = BlindTransfer(call, transferee)
     call.feature = feature
     call.music(transferee)
-    party = await reach_user(call, target, for_party=transferee, label="xfer", stop=[feature.abandoned])
+    if isinstance(target, External):
+        party = await ring_external(call, external_destination(call, target.number, for_party=transferee,
+                                                               via=transferor),
+                                    for_party=transferee, label="xfer-ext", stop=[feature.abandoned])
+    else:
+        party = await reach_user(call, target, for_party=transferee, label="xfer", stop=[feature.abandoned])
     if party is None and not feature.abandoned.done() and transferor_user is not None:
-        log.info("[%s] transfer to %s not answered: back to %s", call.call_id, target.extension,
+        log.info("[%s] transfer to %s not answered: back to %s", call.call_id,
+                 target.number if isinstance(target, External) else target.extension,
                  transferor_user.extension)
         party = await ring_user(call, transferor_user, for_party=transferee, label="recall",
                                 stop=[feature.abandoned])
@@ -235,7 +280,7 @@ class Consultation:
         self.holder = holder
         self.held: Party | None = held
         self.target: Party | None = None
-        self.target_user: "User | None" = None
+        self.target_user: "User | External | None" = None
         self.stop = asyncio.get_running_loop().create_future()
         self.completed = False  # the holder hung up: connect held and target
 
@@ -243,7 +288,7 @@ class Consultation:
     def state_name(self) -> str:
         return "consulting" if self.target is not None else "consultation ringing"
 
-    async def run(self, target_user: "User") -> None:
+    async def run(self, target_user: "User | External") -> None:
         call, holder = self.call, self.holder
         self.target_user = target_user
         assert self.held is not None
@@ -258,8 +303,14 @@ class Consultation:
         except Exception:
             pass
         call.publish()
-        log.info("[%s] %s consults %s", call.call_id, holder.number, target_user.extension)
-        party = await ring_user(call, target_user, for_party=holder, label="consult", stop=[self.stop])
+        shown = target_user.number if isinstance(target_user, External) else target_user.extension
+        log.info("[%s] %s consults %s", call.call_id, holder.number, shown)
+        if isinstance(target_user, External):
+            party = await ring_external(call, external_destination(call, target_user.number, for_party=holder,
+                                                                   via=holder),
+                                        for_party=holder, label="consult-ext", stop=[self.stop])
+        else:
+            party = await ring_user(call, target_user, for_party=holder, label="consult", stop=[self.stop])
         if call.feature is not self:
             if party is not None:
                 await call.drop(party)
@@ -383,7 +434,7 @@ async def on_refer(call: Call, party: Party, request: Request, txn: ServerTransa
         await _attended_by_refer(call, party, transferee, replaces, txn)
         return
     try:
-        target = resolve_target(call, urllib.parse.unquote(uri.user or ""))
+        target = resolve_target(call, urllib.parse.unquote(uri.user or ""), by=party)
     except Unroutable as exc:
         log.info("[%s] REFER from %s refused: %s", call.call_id, party.number, exc.reason)
         leg.respond_in_dialog(txn, exc.status, exc.reason)
