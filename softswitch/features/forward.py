@@ -37,23 +37,23 @@ async def run_forward(core: "SipCore", app: "AppCall") -> None:
         if config.forward_override is not None:
             core.store.clear_forward_override(account.name, user.extension)
             log.info("*910 by %s: forward cleared", user.extension)
-            await app.play(["forward-cleared"])
+            await app.play(["forward-cleared"], barge_in=False)
             return
         if not await app.play(["enter-destination"]):
             return
         number = await app.collect(max_digits=20) or ""
         if not number:
-            await app.play(["invalid", "goodbye"])
+            await app.play(["invalid", "goodbye"], barge_in=False)
             return
     destination = _destination(app, number)
     if destination == f"ext:{user.extension}":
-        await app.play(["invalid", "goodbye"])
+        await app.play(["invalid", "goodbye"], barge_in=False)
         return
     try:
         core.store.set_forward_override(account.name, user.extension, reach.FORWARD_ALWAYS, destination)
     except ConfigError as exc:
         log.info("*910 by %s refused: %s", user.extension, exc)
-        await app.play(["invalid", "goodbye"])
+        await app.play(["invalid", "goodbye"], barge_in=False)
         return
     log.info("*910 by %s: every call forwarded to %s", user.extension, destination)
-    await app.play(["forward-set"])
+    await app.play(["forward-set"], barge_in=False)

@@ -73,7 +73,7 @@ async def run_login(core: "SipCore", app: "AppCall") -> None:
                 if not await app.play(["login-failed"]):
                     return
                 continue
-            await app.play(["login-failed", "goodbye"])
+            await app.play(["login-failed", "goodbye"], barge_in=False)
             return
         if user.must_change_pin and not await _choose_pin(core, app, user.extension):
             return
@@ -98,7 +98,7 @@ async def _choose_pin(core: "SipCore", app: "AppCall", extension: str) -> bool:
             continue
         log.info("user %s chose a new PIN on %s", extension, app.channel.username)
         return await app.play(["pin-changed"])
-    await app.play(["goodbye"])
+    await app.play(["goodbye"], barge_in=False)
     return False
 
 
@@ -110,22 +110,22 @@ async def _log_in(core: "SipCore", app: "AppCall", extension: str) -> None:
             return
         choice = await app.collect(max_digits=1, end="")
         if choice != "1":
-            await app.play(["goodbye"])
+            await app.play(["goodbye"], barge_in=False)
             return
         try:
             core.store.login_user(app.account.id, extension, app.channel.username, confirm_replace=True)
         except ConfigError as again:
             log.info("901 on %s: %s", app.channel.username, again)
-            await app.play(["not-allowed", "goodbye"])
+            await app.play(["not-allowed", "goodbye"], barge_in=False)
             return
         log.info("user %s logged in on %s, out of %s", extension, app.channel.username, exc)
     except ConfigError as exc:  # the channel is linked to someone else, ...
         log.info("901 on %s: %s", app.channel.username, exc)
-        await app.play(["not-allowed", "goodbye"])
+        await app.play(["not-allowed", "goodbye"], barge_in=False)
         return
     _failures.pop(app.channel.id, None)
     log.info("user %s logged in on channel %s by 901", extension, app.channel.username)
-    await app.play(["logged-in", *[f"digit-{d}" for d in extension]])
+    await app.play(["logged-in", *[f"digit-{d}" for d in extension]], barge_in=False)
 
 
 async def run_logout(core: "SipCore", app: "AppCall") -> None:
@@ -145,7 +145,7 @@ async def run_logout(core: "SipCore", app: "AppCall") -> None:
             break
         _failed(app, f"902 for {user.extension}: wrong PIN")
         if attempt == MAX_TRIES - 1:
-            await app.play(["login-failed", "goodbye"])
+            await app.play(["login-failed", "goodbye"], barge_in=False)
             return
         if not await app.play(["login-failed"]):
             return
@@ -156,7 +156,7 @@ async def run_logout(core: "SipCore", app: "AppCall") -> None:
             return
         choice = await app.collect(max_digits=1, end="")
         if choice not in ("1", "2"):
-            await app.play(["invalid", "goodbye"])
+            await app.play(["invalid", "goodbye"], barge_in=False)
             return
         everywhere = choice == "2"
     try:
@@ -168,7 +168,7 @@ async def run_logout(core: "SipCore", app: "AppCall") -> None:
             core.store.logout_channel(app.account.id, app.channel.username)
     except ConfigError as exc:
         log.info("902 on %s: %s", app.channel.username, exc)
-        await app.play(["not-allowed", "goodbye"])
+        await app.play(["not-allowed", "goodbye"], barge_in=False)
         return
     log.info("user %s logged out of %s by 902", user.extension, "all devices" if everywhere else app.channel.username)
-    await app.play(["logged-out"])
+    await app.play(["logged-out"], barge_in=False)

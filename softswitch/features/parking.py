@@ -209,7 +209,7 @@ async def run_retrieve(core: "SipCore", app: "AppCall") -> None:
     if not await app.answer(prefer=parked.party.codec):
         return
     if not service.release(parked) or parked.party.gone:  # taken or hung up while answering
-        await app.play(["no-parked-call"])
+        await app.play(["no-parked-call"], barge_in=False)
         return
     call = parked.call
     call.feature = None

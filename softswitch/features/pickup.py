@@ -64,7 +64,7 @@ async def run_pickup(core: "SipCore", app: "AppCall") -> None:
     if not await app.answer(prefer=caller_codec):
         return
     if call.state != "ringing" or call.picked_up.done():  # answered or ended while we answered
-        await app.play(["unavailable"])
+        await app.play(["unavailable"], barge_in=False)
         return
     party = app.become_party(call)
     log.info("[%s] %s picked up the call for %s", call.call_id, user.extension,
@@ -108,7 +108,7 @@ async def run_move(core: "SipCore", app: "AppCall") -> None:
     if not await app.answer(prefer=(partner or old).codec):
         return
     if old.gone or old not in call.parties:
-        await app.play(["unavailable"])
+        await app.play(["unavailable"], barge_in=False)
         return
     party = app.become_party(call)
     party.phone_hold = False

@@ -56,6 +56,7 @@ class AppCall:
         self.gone = asyncio.get_running_loop().create_future()
         self.handed_over = False
         self._digits: Any = None
+        self._getter: asyncio.Future | None = None
 
     def __repr__(self) -> str:
         return f"<AppCall {self.dialled} {self.channel.username} {self.state}>"
@@ -109,35 +110,46 @@ class AppCall:
                  reason or "")
 
     # ------------------------------------------------------------------ talking to the user
-    async def play(self, prompts: list[str]) -> bool:
-        """Play prompts; False when the caller hung up meanwhile."""
+    async def play(self, prompts: list[str], *, barge_in: bool = True) -> bool:
+        """Play prompts; with ``barge_in`` a key press stops them (the key is kept for
+        ``collect``) — not for a last message before the switch hangs up. False when the
+        caller hung up meanwhile."""
         if self.ep is None or self.gone.done():
             return False
         playback = self.core.media.play(self.ep, prompts, lang=self.account.language)
-        await asyncio.wait({playback.done, self.gone}, return_when=asyncio.FIRST_COMPLETED)
-        if self.gone.done():
+        waits = {playback.done, self.gone}
+        if barge_in and self._digits is not None:
+            waits.add(self._next_digit())
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        if not playback.done.done():
             playback.stop()
-            return False
-        return True
+        return not self.gone.done()
+
+    def _next_digit(self) -> asyncio.Future:
+        """The pending read of the next key press, shared by play() and collect() so a key
+        that stops a prompt is not lost."""
+        if self._getter is None:
+            self._getter = asyncio.ensure_future(self._digits.__anext__())
+        return self._getter
 
     async def collect(self, *, max_digits: int, end: str = "#", first_timeout: float = DIGIT_FIRST_TIMEOUT,
                       inter_timeout: float = DIGIT_INTER_TIMEOUT) -> str | None:
         """Key presses until ``end`` (not included), ``max_digits`` or a timeout; None on hang-up.
 
-        Digits typed while a prompt plays count (barge-in)."""
+        Keys typed while a prompt played count (barge-in, type-ahead)."""
         assert self.ep is not None
         if self._digits is None:
             self._digits = self.ep.dtmf_events().__aiter__()
         digits = ""
         timeout = first_timeout
         while len(digits) < max_digits:
-            getter = asyncio.ensure_future(self._digits.__anext__())
+            getter = self._next_digit()
             done, _ = await asyncio.wait({getter, self.gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             if getter not in done:
-                getter.cancel()
                 if self.gone.done():
                     return None
-                break  # timeout: what was typed so far
+                break  # timeout: what was typed so far (the read stays pending for later)
+            self._getter = None
             try:
                 digit, _ = getter.result()
             except StopAsyncIteration:
@@ -148,8 +160,10 @@ class AppCall:
             timeout = inter_timeout
         return digits
 
-
     def finish(self) -> None:
+        if self._getter is not None and not self._getter.done():
+            self._getter.cancel()  # a leg handed to a call: its key presses are the call's now
+        self._getter = None
         if not self.gone.done():
             self.gone.set_result("done")
 

@@ -36,7 +36,7 @@ async def run_time_config(core: "SipCore", app: "AppCall") -> None:
         return
     if not user.may_time_config:
         log.info("915 from %s refused: no time-configuration right", user.extension)
-        await app.play(["not-allowed", "goodbye"])
+        await app.play(["not-allowed", "goodbye"], barge_in=False)
         return
     account = app.account
     schemas = core.store.schemas(account.id)
@@ -55,7 +55,7 @@ async def run_time_config(core: "SipCore", app: "AppCall") -> None:
         if option is None or not await app.play(["invalid"]):
             return
     else:
-        await app.play(["goodbye"])
+        await app.play(["goodbye"], barge_in=False)
         return
     tz = ZoneInfo(account.timezone)
     now = delivery.now_in(account)
@@ -76,7 +76,7 @@ async def run_time_config(core: "SipCore", app: "AppCall") -> None:
         if not await app.play(["timecfg-confirm"]):
             return
         if await app.collect(max_digits=1, end="") != "#":
-            await app.play(["goodbye"])
+            await app.play(["goodbye"], barge_in=False)
             return
         if option == "2":
             core.store.set_override(account.id, schema, plan)
@@ -86,14 +86,14 @@ async def run_time_config(core: "SipCore", app: "AppCall") -> None:
             until = next_schedule_change(config, now, tz)
             if until is None:
                 log.info("915 by %s: schema %d has no scheduled change to return at", user.extension, schema)
-                await app.play(["invalid", "goodbye"])
+                await app.play(["invalid", "goodbye"], barge_in=False)
                 return
             core.store.add_holiday(account.id, schema, plan, now, until, TEMPORARY_DESCRIPTION)
             log.info("915 by %s: schema %d numberplan %d until %s", user.extension, schema, plan,
                      until.isoformat(timespec="minutes"))
     except ConfigError as exc:
         log.info("915 by %s refused: %s", user.extension, exc)
-        await app.play(["invalid", "goodbye"])
+        await app.play(["invalid", "goodbye"], barge_in=False)
         return
     await _say_active(core, app, schema, ["timecfg-changed"])
 
@@ -109,7 +109,7 @@ async def _ask_number(app: "AppCall", prompt: str, valid: set[int]) -> int | Non
             return int(digits)
         if not await app.play(["invalid"]):
             return None
-    await app.play(["goodbye"])
+    await app.play(["goodbye"], barge_in=False)
     return None
 
 
@@ -120,4 +120,4 @@ async def _say_active(core: "SipCore", app: "AppCall", schema: int, first: list[
     prompts = list(first)
     if active.plan is not None:
         prompts += ["timecfg-active-plan", *[f"digit-{d}" for d in str(active.plan)]]
-    await app.play(prompts)
+    await app.play(prompts, barge_in=False)
