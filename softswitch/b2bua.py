@@ -391,26 +391,12 @@ class Call:
             self._fail(503, delivery.no_trunk_reason(self.core, self.account)[:200])
             return None
         self.dialled = dest.number
-        tried = []
-        for trunk in trunks:
-            peer = self.core.trunks.peer_of(trunk)
-            if peer is None:
-                tried.append(f"{trunk.name}: address not resolved")
-                continue
-            host = trunk.address if hasattr(trunk, "address") else trunk.host
-            headers: list[tuple[str, str]] = []
-            if dest.anonymous:
-                from_ = '"Anonymous" <sip:anonymous@anonymous.invalid>'
-                headers.append(("Privacy", "id"))
-            else:
-                from_ = f'"{_quote(dest.caller_name)}" <sip:{dest.caller_number}@{trunk.host}>'
-            if dest.asserted:
-                headers.append(("P-Asserted-Identity", f"<sip:{dest.asserted}@{trunk.host}>"))
-            target = Target(f"sip:{dest.number}@{host}", peer, f"trunk:{trunk.name}")
+        tried = [f"{t.name}: address not resolved" for t in trunks if self.core.trunks.peer_of(t) is None]
+        for trunk, target, from_, to, headers in delivery.trunk_targets(self.core, self.account, dest):
             log.info("[%s] %s via trunk %s (caller ID %s%s)", self.call_id, dest.number, trunk.name,
                      dest.caller_number or "-", ", withheld" if dest.anonymous else "")
-            outcome = await self._ring_step([target], delivery.TRUNK_RING_TIMEOUT, to_uri=f"<sip:{dest.number}@{trunk.host}>",
-                                            credentials=self.core.trunks.credentials(trunk), extra_headers=tuple(headers),
+            outcome = await self._ring_step([target], delivery.TRUNK_RING_TIMEOUT, to_uri=to,
+                                            credentials=self.core.trunks.credentials(trunk), extra_headers=headers,
                                             from_=from_)
             if outcome is None or isinstance(outcome, (UacLeg, Party)):
                 return outcome
